@@ -1,0 +1,175 @@
+//! The one configuration struct, loaded once: built-in defaults, then the TOML file,
+//! then `IHMS_*` environment variables, then command-line flags. Nothing reads
+//! configuration anywhere else; the loaded value is passed down.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0}: {1}")]
+    File(String, String),
+    #[error("setting {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the store, keys and certificates live.
+    pub data_dir: PathBuf,
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// Extra DNS names or IP addresses for the generated certificate
+    /// (`localhost` and `127.0.0.1` are always included).
+    pub hostnames: Vec<String>,
+    /// A PEM certificate chain and key to use instead of the generated ones.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The master key file; defaults to `$CREDENTIALS_DIRECTORY/master.key` under
+    /// systemd, else `<data_dir>/master.key`.
+    pub master_key_file: Option<PathBuf>,
+    pub agency_name: String,
+    pub agency_email: String,
+    pub agency_phone: String,
+    pub agency_fax: String,
+    pub session_idle_minutes: u64,
+    pub session_absolute_hours: u64,
+    /// Failed sign-ins per account (and, times ten, per address) before a cool-down.
+    pub signin_max_failures: u32,
+    pub signin_cooldown_minutes: u64,
+    /// argon2id cost. Lower it only for tests; the defaults follow OWASP guidance.
+    pub password_hash_memory_kib: u32,
+    pub password_hash_iterations: u32,
+    /// How many password hashes may run at once; further sign-ins wait in a short
+    /// queue and are turned away when it is full.
+    pub password_hash_concurrency: usize,
+    pub page_size: usize,
+    pub upload_limit_mib: u64,
+    pub retention_years: u32,
+    pub technical_retention_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            hostnames: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            master_key_file: None,
+            agency_name: "IHMS".into(),
+            agency_email: "intake@ihmsconnect.com".into(),
+            agency_phone: "727-212-2304".into(),
+            agency_fax: "813-364-7807".into(),
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            signin_max_failures: 5,
+            signin_cooldown_minutes: 15,
+            password_hash_memory_kib: 19 * 1024,
+            password_hash_iterations: 2,
+            password_hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            page_size: 25,
+            upload_limit_mib: 25,
+            retention_years: 7,
+            technical_retention_days: 30,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+impl Config {
+    pub fn load(over: &Overrides) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os("IHMS_CONFIG").map(PathBuf::from);
+        let mut cfg = match over.config_file.as_ref().or(env_file.as_ref()) {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        cfg.apply_env()?;
+        if let Some(dir) = &over.data_dir {
+            cfg.data_dir = dir.clone();
+        }
+        if let Some(listen) = over.listen {
+            cfg.listen = listen;
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::File(shown.clone(), e.to_string()))?;
+        toml::from_str(&text).map_err(|e| ConfigError::File(shown, e.message().to_string()))
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Some(v) = env("IHMS_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("IHMS_LISTEN") {
+            self.listen = v
+                .parse()
+                .map_err(|_| ConfigError::Invalid("IHMS_LISTEN", "expected an address like 127.0.0.1:8443".into()))?;
+        }
+        if let Some(v) = env("IHMS_MASTER_KEY_FILE") {
+            self.master_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("IHMS_HOSTNAMES") {
+            self.hostnames = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert_file",
+                "tls_cert_file and tls_key_file must be given together".into(),
+            ));
+        }
+        if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
+            return Err(ConfigError::Invalid("session_idle_minutes", "session timeouts must be positive".into()));
+        }
+        if !(8..=1024 * 1024).contains(&self.password_hash_memory_kib) || self.password_hash_iterations == 0 {
+            return Err(ConfigError::Invalid("password_hash_memory_kib", "argon2 cost out of range".into()));
+        }
+        if self.page_size == 0 || self.page_size > 200 {
+            return Err(ConfigError::Invalid("page_size", "must be between 1 and 200".into()));
+        }
+        if self.password_hash_concurrency == 0 {
+            return Err(ConfigError::Invalid("password_hash_concurrency", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Where the master key is read from (and, on first start, created).
+    pub fn master_key_path(&self) -> PathBuf {
+        if let Some(p) = &self.master_key_file {
+            return p.clone();
+        }
+        if let Some(dir) = env("CREDENTIALS_DIRECTORY") {
+            let p = PathBuf::from(dir).join("master.key");
+            if p.exists() {
+                return p;
+            }
+        }
+        self.data_dir.join("master.key")
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}

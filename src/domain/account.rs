@@ -1,0 +1,196 @@
+//! Parsing of account and organization input: each error names its field and never
+//! repeats the submitted value.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::order::FieldError;
+use super::validate::{check_text, normalize_zip, valid_npi, valid_state};
+use super::{OrgKind, Role};
+
+pub const PASSWORD_MIN: usize = 12;
+pub const PASSWORD_MAX: usize = 128;
+
+fn err(field: &str, message: &str) -> FieldError {
+    FieldError { field: field.to_string(), message: message.to_string() }
+}
+
+/// Trims and lower-cases an email and checks its shape (`local@domain.tld`).
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let ok = !local.is_empty()
+        && email.chars().count() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@');
+    ok.then_some(email)
+}
+
+/// Length rules for a new password (characters, not bytes; never truncated).
+pub fn check_password(password: &str) -> Result<(), &'static str> {
+    let n = password.chars().count();
+    if n < PASSWORD_MIN {
+        return Err("must be at least 12 characters");
+    }
+    if n > PASSWORD_MAX {
+        return Err("must be at most 128 characters");
+    }
+    Ok(())
+}
+
+fn required_text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
+    match check_text(value, max, false) {
+        Ok(v) if v.is_empty() => {
+            errors.push(err(field, "is required"));
+            v
+        }
+        Ok(v) => v,
+        Err(msg) => {
+            errors.push(err(field, msg));
+            String::new()
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct NewOrgInput {
+    pub name: String,
+    pub kind: String,
+    pub npi: String,
+    pub city: String,
+    pub state: String,
+    pub zip: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    pub name: String,
+    pub kind: OrgKind,
+    pub npi: String,
+    pub city: String,
+    pub state: String,
+    pub zip: String,
+}
+
+impl NewOrgInput {
+    pub fn parse(&self) -> Result<NewOrg, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = required_text("name", &self.name, 100, &mut errors);
+        let kind = OrgKind::parse(self.kind.trim());
+        if kind.is_none() {
+            errors.push(err("kind", "must be one of referring_facility, home_health, dme, caregiver"));
+        }
+        if kind == Some(OrgKind::Agency) {
+            errors.push(err("kind", "there is exactly one agency organization"));
+        }
+        let npi = self.npi.trim().to_string();
+        if !npi.is_empty() && !valid_npi(&npi) {
+            errors.push(err("npi", "must be 10 digits with a valid check digit"));
+        }
+        let city = match check_text(&self.city, 100, false) {
+            Ok(v) => v,
+            Err(m) => {
+                errors.push(err("city", m));
+                String::new()
+            }
+        };
+        let state = self.state.trim().to_uppercase();
+        if !state.is_empty() && !valid_state(&state) {
+            errors.push(err("state", "must be a two-letter US state code"));
+        }
+        let zip = if self.zip.trim().is_empty() {
+            String::new()
+        } else {
+            normalize_zip(&self.zip).unwrap_or_else(|| {
+                errors.push(err("zip", "must be 5 digits or ZIP+4"));
+                String::new()
+            })
+        };
+        match kind {
+            Some(kind) if errors.is_empty() => Ok(NewOrg { name, kind, npi, city, state, zip }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct NewUserInput {
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub organization_id: String,
+    pub password: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub org_id: Uuid,
+    pub phone: String,
+}
+
+impl NewUserInput {
+    /// Checks the shape of every field; the caller checks that the organization exists
+    /// and fits the role, and hashes the password.
+    pub fn parse(&self) -> Result<NewUser, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let email = normalize_email(&self.email);
+        if email.is_none() {
+            errors.push(err("email", "must be an email address"));
+        }
+        let name = required_text("name", &self.name, 100, &mut errors);
+        let role = Role::parse(self.role.trim());
+        if role.is_none() {
+            errors.push(err("role", "must be one of admin, staff, facility_user, provider_user"));
+        }
+        let org_id = Uuid::parse_str(self.organization_id.trim()).ok();
+        if org_id.is_none() {
+            errors.push(err("organization_id", "must be the id of an organization"));
+        }
+        if let Err(m) = check_password(&self.password) {
+            errors.push(err("password", m));
+        }
+        let phone = match check_text(&self.phone, 40, false) {
+            Ok(v) => v,
+            Err(m) => {
+                errors.push(err("phone", m));
+                String::new()
+            }
+        };
+        match (email, role, org_id) {
+            (Some(email), Some(role), Some(org_id)) if errors.is_empty() => {
+                Ok(NewUser { email, name, role, org_id, phone })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(normalize_email(" Ann@Example.ORG ").as_deref(), Some("ann@example.org"));
+        assert!(normalize_email("ann").is_none());
+        assert!(normalize_email("ann@localhost").is_none());
+        assert!(normalize_email("a b@example.org").is_none());
+    }
+
+    #[test]
+    fn passwords_count_characters_not_bytes() {
+        assert!(check_password("ééééééééééé").is_err());
+        assert!(check_password("éééééééééééé").is_ok());
+        assert!(check_password(&"x".repeat(129)).is_err());
+        assert!(check_password(&"😀".repeat(64)).is_ok());
+    }
+}

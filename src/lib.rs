@@ -1,0 +1,16 @@
+//! IHMS Connect: a self-contained care-coordination appliance.
+//!
+//! Layers, top to bottom: `ops` (the operator's commands, used by `main`), `web`
+//! (HTTPS pages and JSON API), `store` (the sealed, party-scoped redb store),
+//! `domain` (vocabulary, validation), `crypto` and `tls`.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod ops;
+pub mod store;
+pub mod tls;
+pub mod web;

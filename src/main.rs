@@ -1,0 +1,200 @@
+//! The `ihms-connect` command line: `serve`, `init`, `token create`, `audit verify`
+//! and `tls export-ca`. Every failure is one line on stderr and a non-zero exit.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ihms_connect::config::{Config, Overrides};
+use ihms_connect::{ops, tls};
+
+#[derive(Parser)]
+#[command(name = "ihms-connect", version, about = "IHMS Connect: discharge orders, coordinated securely")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Data directory (store, keys, certificates) [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (TOML)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the HTTPS service (initialises an empty data directory on first start)
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on [default: 127.0.0.1:8443]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Initialise a data directory with the agency's first admin, non-interactively
+    Init {
+        #[command(flatten)]
+        common: Common,
+        /// The first admin's email
+        #[arg(long)]
+        admin_email: String,
+        /// A file holding the first admin's password (one line)
+        #[arg(long, value_name = "FILE")]
+        admin_password_file: PathBuf,
+        /// The first admin's display name
+        #[arg(long, default_value = "Administrator")]
+        admin_name: String,
+    },
+    /// API tokens
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit log
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The service's TLS certificates
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it on stdout (stop the service first)
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The user's email
+        #[arg(long)]
+        email: String,
+        /// A label for the token
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exit 0 with a summary, or non-zero naming the first bad entry
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Print the local CA certificate (PEM) so workstations can trust it
+    ExportCa {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn config(common: &Common, listen: Option<SocketAddr>) -> Result<Config> {
+    Ok(Config::load(&Overrides {
+        config_file: common.config.clone(),
+        data_dir: common.data_dir.clone(),
+        listen,
+    })?)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IHMS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+    tracing::info!("shutting down");
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let running = ops::start(cfg.clone(), shutdown_signal()).await?;
+    let host = match running.addr.ip() {
+        ip if ip.is_loopback() => "localhost".to_string(),
+        ip => ip.to_string(),
+    };
+    println!("IHMS Connect is listening on https://{}:{}", host, running.addr.port());
+    if let Some(ca) = &running.ca_pem {
+        println!("Local CA SHA-256 fingerprint: {}", tls::fingerprint(ca)?);
+        println!("Export the CA for workstations with: ihms-connect tls export-ca --data-dir {}", cfg.data_dir.display());
+    }
+    if let Some(code) = &running.setup_code {
+        println!();
+        println!("No admin exists yet. Create the first admin at:");
+        println!("  https://{}:{}/setup", host, running.addr.port());
+        println!("with this one-time setup code:");
+        println!("  {code}");
+        println!("(or stop the service and run `ihms-connect init`)");
+    }
+    tracing::info!(addr = %running.addr, "listening");
+    running.task.await.context("server task failed")??;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { common, listen } => {
+            let cfg = config(&common, listen)?;
+            init_logging();
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(serve(cfg))
+        }
+        Command::Init { common, admin_email, admin_password_file, admin_name } => {
+            let cfg = config(&common, None)?;
+            ops::init(&cfg, &admin_email, &admin_name, &admin_password_file)?;
+            println!("initialised {}; first admin created", cfg.data_dir.display());
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Create { common, email, name } } => {
+            let cfg = config(&common, None)?;
+            println!("{}", ops::create_token(&cfg, &email, &name)?);
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { common } } => {
+            let cfg = config(&common, None)?;
+            println!("{}", ops::verify_audit(&cfg)?);
+            Ok(())
+        }
+        Command::Tls { command: TlsCommand::ExportCa { common } } => {
+            let cfg = config(&common, None)?;
+            print!("{}", tls::ca_pem(&cfg.data_dir)?);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

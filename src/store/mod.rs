@@ -1,0 +1,221 @@
+//! The encrypted store: one redb file in the data directory.
+//!
+//! Guarantees: every value written through this module is sealed with the data
+//! directory's key and bound to its table and record key (see `crypto::Keys::seal`);
+//! the only table holding unsealed values is `bootstrap` (the format version and the
+//! already-wrapped data key). Index tables carry ids and states in their keys and no
+//! values. Nothing above this module sees ciphertext, nothing below it sees plaintext.
+//! Read and write transactions are different types; an audit entry is appended inside
+//! the write transaction of the change it records.
+
+pub mod accounts;
+pub mod audit;
+pub mod orders;
+mod tx;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::crypto::{CryptoError, Keys, MasterKey};
+
+pub use tx::{ReadTx, WriteTx};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+pub const STORE_FILE: &str = "store.redb";
+
+type Bytes = &'static [u8];
+pub(crate) type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+pub(crate) const BOOTSTRAP: Def = TableDefinition::new("bootstrap");
+pub(crate) const META: Def = TableDefinition::new("meta");
+pub(crate) const ORGS: Def = TableDefinition::new("orgs");
+pub(crate) const USERS: Def = TableDefinition::new("users");
+pub(crate) const USER_EMAIL_IDX: Def = TableDefinition::new("user_email_idx");
+pub(crate) const SESSIONS: Def = TableDefinition::new("sessions");
+pub(crate) const USER_SESSIONS_IDX: Def = TableDefinition::new("user_sessions_idx");
+pub(crate) const TOKENS: Def = TableDefinition::new("tokens");
+pub(crate) const USER_TOKENS_IDX: Def = TableDefinition::new("user_tokens_idx");
+pub(crate) const ORDERS: Def = TableDefinition::new("orders");
+pub(crate) const ORDER_IDX: Def = TableDefinition::new("order_idx");
+pub(crate) const AUDIT: Def = TableDefinition::new("audit");
+
+const ALL_TABLES: [Def; 12] = [
+    BOOTSTRAP,
+    META,
+    ORGS,
+    USERS,
+    USER_EMAIL_IDX,
+    SESSIONS,
+    USER_SESSIONS_IDX,
+    TOKENS,
+    USER_TOKENS_IDX,
+    ORDERS,
+    ORDER_IDX,
+    AUDIT,
+];
+
+const K_FORMAT: Bytes = b"format_version";
+const K_WRAPPED: Bytes = b"wrapped_data_key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} is not an initialised data directory (no {STORE_FILE}); run `ihms-connect serve` or `ihms-connect init` first")]
+    NotInitialised(String),
+    #[error("{0} is already initialised")]
+    AlreadyInitialised(String),
+    #[error("the data directory has format version {0}, this build reads version {FORMAT_VERSION}")]
+    UnknownVersion(u32),
+    #[error("the data directory is in use by another process (is the service running?)")]
+    Locked,
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("stored value {table} is damaged: {why}")]
+    Corrupt { table: String, why: String },
+    #[error("storage: {0}")]
+    Db(String),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => StoreError::Db(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub struct Store {
+    db: Database,
+    keys: Keys,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Whether `dir` already holds a store.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(STORE_FILE).exists()
+    }
+
+    /// Creates a new store in `dir` with a fresh data key wrapped by `master`.
+    pub fn create(dir: &Path, master: &MasterKey) -> Result<Self> {
+        if Self::exists(dir) {
+            return Err(StoreError::AlreadyInitialised(dir.display().to_string()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(e.to_string()))?;
+        let db = Database::create(dir.join(STORE_FILE))?;
+        let (wrapped, keys) = master.new_data_key()?;
+        let tx = db.begin_write()?;
+        {
+            for def in ALL_TABLES {
+                tx.open_table(def)?;
+            }
+            let mut boot = tx.open_table(BOOTSTRAP)?;
+            boot.insert(K_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice())?;
+            boot.insert(K_WRAPPED, wrapped.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(Self { db, keys, dir: dir.to_path_buf() })
+    }
+
+    /// Opens an existing store, checking its format version and the master key.
+    pub fn open(dir: &Path, master: &MasterKey) -> Result<Self> {
+        if !Self::exists(dir) {
+            return Err(StoreError::NotInitialised(dir.display().to_string()));
+        }
+        let db = Database::open(dir.join(STORE_FILE))?;
+        let (version, wrapped) = {
+            let tx = db.begin_read()?;
+            let boot = tx.open_table(BOOTSTRAP)?;
+            let version = boot
+                .get(K_FORMAT)?
+                .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| corrupt("bootstrap", "no format version"))?;
+            let wrapped = boot
+                .get(K_WRAPPED)?
+                .map(|v| v.value().to_vec())
+                .ok_or_else(|| corrupt("bootstrap", "no data key"))?;
+            (version, wrapped)
+        };
+        if version != FORMAT_VERSION {
+            return Err(StoreError::UnknownVersion(version));
+        }
+        let keys = master.open_data_key(&wrapped)?;
+        Ok(Self { db, keys, dir: dir.to_path_buf() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn write(&self) -> Result<WriteTx<'_>> {
+        Ok(WriteTx::new(self.db.begin_write()?, &self.keys))
+    }
+
+    pub fn read(&self) -> Result<ReadTx<'_>> {
+        Ok(ReadTx::new(self.db.begin_read()?, &self.keys))
+    }
+
+    /// Bytes used by the store file on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        std::fs::metadata(self.dir.join(STORE_FILE)).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Raw access to one table's sealed bytes, for integrity tooling and tests that
+    /// tamper with a copy of a store. Named `system_` so every use can be found.
+    pub fn system_raw_put(&self, table: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let def = ALL_TABLES
+            .into_iter()
+            .find(|d| redb::TableHandle::name(d) == table)
+            .ok_or(StoreError::NotFound)?;
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(def)?;
+            match value {
+                Some(v) => {
+                    t.insert(key, v)?;
+                }
+                None => {
+                    t.remove(key)?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+pub(crate) fn corrupt(table: &str, why: &str) -> StoreError {
+    StoreError::Corrupt { table: table.to_string(), why: why.to_string() }
+}
+
+/// Milliseconds since the Unix epoch, UTC.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,225 @@
+//! Typed extractors: the only ways a handler learns who is calling.
+//!
+//! Guarantees: `Viewer` exists only for a live session of an active user; `AdminCap`
+//! only for an admin (anyone else gets the same 404 as a missing page, audited);
+//! `ApiCaller` only for a valid bearer token; `Posted` (the only way to read a form
+//! from a signed-in user) checks the session's CSRF token and refuses cross-site
+//! posts; `AnonPosted` does the same for sign-in and setup with a double-submit
+//! cookie. Form bodies are read with a size limit.
+
+use std::sync::Arc;
+
+use poem::{FromRequest, Request, RequestBody};
+
+use super::AppState;
+use super::error::AppError;
+use super::view::{Base, UserView};
+use crate::crypto;
+use crate::domain::Caller;
+use crate::store::accounts::{self, Session, User};
+use crate::store::audit::{self, Event, Outcome};
+
+pub const SESSION_COOKIE: &str = "__Host-ihms_session";
+pub const PRE_COOKIE: &str = "__Host-ihms_pre";
+const FORM_LIMIT: usize = 256 * 1024;
+
+pub fn state(req: &Request) -> Result<Arc<AppState>, AppError> {
+    req.data::<Arc<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("application state missing".into()))
+}
+
+pub fn source(req: &Request) -> Option<String> {
+    req.remote_addr().as_socket_addr().map(|a| a.ip().to_string())
+}
+
+pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all(poem::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A signed-in person using the web pages.
+pub struct Viewer {
+    pub caller: Caller,
+    pub user: User,
+    pub org_name: String,
+    pub session: Session,
+    pub token: String,
+}
+
+impl Viewer {
+    pub fn base(&self, state: &AppState, title: impl Into<String>, active: &'static str) -> Base {
+        Base {
+            title: title.into(),
+            agency_name: state.cfg.agency_name.clone(),
+            user: Some(UserView {
+                id: self.user.id.to_string(),
+                name: self.user.name.clone(),
+                email: self.user.email.clone(),
+                role: self.user.role.as_str(),
+                role_label: self.user.role.label(),
+                org_name: self.org_name.clone(),
+            }),
+            csrf: self.session.csrf.clone(),
+            active,
+            notice: None,
+        }
+    }
+}
+
+impl<'a> FromRequest<'a> for Viewer {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let state = state(req)?;
+        let token = cookie(req, SESSION_COOKIE).ok_or(AppError::SignInRequired)?;
+        let cfg = &state.cfg;
+        let idle = (cfg.session_idle_minutes * 60_000) as i64;
+        let absolute = (cfg.session_absolute_hours * 3_600_000) as i64;
+        let (session, user) = accounts::session(&state.store, token, idle, absolute)
+            .map_err(AppError::from)?
+            .ok_or(AppError::SignInRequired)?;
+        let org_name = {
+            let tx = state.store.read().map_err(AppError::from)?;
+            accounts::org(&tx, user.org_id).map_err(AppError::from)?.map(|o| o.name).unwrap_or_default()
+        };
+        Ok(Viewer { caller: user.caller(source(req)), user, org_name, session, token: token.to_string() })
+    }
+}
+
+/// An agency admin. Anyone else is refused with 404 and the refusal is audited.
+pub struct AdminCap(pub Viewer);
+
+impl<'a> FromRequest<'a> for AdminCap {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let viewer = Viewer::from_request(req, body).await?;
+        if viewer.caller.is_admin() {
+            return Ok(AdminCap(viewer));
+        }
+        let state = state(req)?;
+        audit::record(&state.store, Event::by(&viewer.caller, "admin.access", None, Outcome::Refused))
+            .map_err(AppError::from)?;
+        Err(AppError::NotFound.into())
+    }
+}
+
+/// A caller of the JSON API, authenticated by `Authorization: Bearer <token>`.
+pub struct ApiCaller {
+    pub caller: Caller,
+    pub user: User,
+}
+
+impl<'a> FromRequest<'a> for ApiCaller {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let state = state(req)?;
+        let secret = req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(AppError::SignInRequired)?;
+        let user = accounts::token_user(&state.store, secret)
+            .map_err(AppError::from)?
+            .ok_or(AppError::SignInRequired)?;
+        Ok(ApiCaller { caller: user.caller(source(req)), user })
+    }
+}
+
+/// Refuses a state change that a browser marks as coming from another site.
+fn same_origin(req: &Request) -> Result<(), AppError> {
+    if req.header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
+        return Err(AppError::Csrf);
+    }
+    if let (Some(origin), Some(host)) = (req.header("origin"), req.header("host")) {
+        let expected = format!("https://{host}");
+        if origin != expected {
+            return Err(AppError::Csrf);
+        }
+    }
+    Ok(())
+}
+
+async fn read_form(body: &mut RequestBody) -> Result<Vec<(String, String)>, AppError> {
+    let bytes = body
+        .take()
+        .map_err(|_| AppError::BadRequest("the form could not be read".into()))?
+        .into_bytes_limit(FORM_LIMIT)
+        .await
+        .map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => AppError::TooLarge,
+            _ => AppError::BadRequest("the form could not be read".into()),
+        })?;
+    serde_urlencoded::from_bytes(&bytes).map_err(|_| AppError::BadRequest("the form could not be read".into()))
+}
+
+/// Form fields, in order, with helpers for single values.
+pub struct FormFields(pub Vec<(String, String)>);
+
+impl FormFields {
+    pub fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+/// A form posted by a signed-in user, with its CSRF token checked.
+pub struct Posted {
+    pub viewer: Viewer,
+    pub form: FormFields,
+}
+
+impl<'a> FromRequest<'a> for Posted {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let viewer = Viewer::from_request(req, body).await?;
+        same_origin(req)?;
+        let form = FormFields(read_form(body).await?);
+        if !crypto::ct_eq(form.get("csrf").as_bytes(), viewer.session.csrf.as_bytes()) {
+            let state = state(req)?;
+            audit::record(&state.store, Event::by(&viewer.caller, "csrf.reject", None, Outcome::Refused))
+                .map_err(AppError::from)?;
+            return Err(AppError::Csrf.into());
+        }
+        Ok(Posted { viewer, form })
+    }
+}
+
+/// The token an anonymous form must carry: a MAC of the pre-session cookie.
+pub fn anon_csrf(state: &AppState, pre_cookie: &str) -> String {
+    hex::encode(state.store.keys().csrf_mac(pre_cookie.as_bytes()))
+}
+
+/// A form posted before sign-in (sign-in, first set-up): double-submit check.
+pub struct AnonPosted {
+    pub form: FormFields,
+}
+
+impl<'a> FromRequest<'a> for AnonPosted {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = state(req)?;
+        same_origin(req)?;
+        let pre = cookie(req, PRE_COOKIE).ok_or(AppError::Csrf)?;
+        let form = FormFields(read_form(body).await?);
+        if !crypto::ct_eq(form.get("csrf").as_bytes(), anon_csrf(&state, pre).as_bytes()) {
+            return Err(AppError::Csrf.into());
+        }
+        Ok(AnonPosted { form })
+    }
+}
+
+pub fn session_cookie(token: &str) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict")
+}
+
+pub fn clear_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+pub fn pre_cookie(value: &str) -> String {
+    format!("{PRE_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Strict")
+}

@@ -1,0 +1,183 @@
+//! The HTTPS server: routes, the security headers every response carries, and
+//! `serve`, which tests call with a port-0 listener.
+//!
+//! Guarantees: every response (pages, API, assets, 404s and errors) carries HSTS, a
+//! strict CSP, nosniff, `Referrer-Policy: no-referrer`, `frame-ancestors 'none'`, and
+//! `Cache-Control: no-store` (static assets alone may be cached). Errors are mapped
+//! to HTML or problem JSON in one place (`error`).
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod order_form;
+pub mod pages;
+pub mod submit;
+pub mod view;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use poem::endpoint::EmbeddedFilesEndpoint;
+use poem::http::{HeaderValue, StatusCode};
+use poem::listener::{Acceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+
+use crate::auth::password::Hasher;
+use crate::auth::throttle::Throttle;
+use crate::config::Config;
+use crate::store::Store;
+use crate::tls::TlsMaterial;
+use error::AppError;
+use view::{Assets, Base, Templates};
+
+pub struct AppState {
+    pub store: Store,
+    pub cfg: Config,
+    pub templates: Templates,
+    pub hasher: Hasher,
+    pub throttle: Throttle,
+    /// SHA-256 of the one-time first-admin setup code, while no admin exists.
+    pub setup_code: Mutex<Option<[u8; 32]>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, cfg: Config) -> Result<Self, String> {
+        let hasher = Hasher::new(
+            cfg.password_hash_memory_kib,
+            cfg.password_hash_iterations,
+            cfg.password_hash_concurrency,
+        )
+        .map_err(|e| e.to_string())?;
+        let throttle = Throttle::new(cfg.signin_max_failures, Duration::from_secs(cfg.signin_cooldown_minutes * 60));
+        Ok(Self { store, cfg, templates: Templates::load()?, hasher, throttle, setup_code: Mutex::new(None) })
+    }
+
+    pub fn anonymous_base(&self, title: &str) -> Base {
+        Base { title: title.into(), agency_name: self.cfg.agency_name.clone(), ..Base::default() }
+    }
+}
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+fn secure_headers(resp: &mut Response, cacheable: bool) {
+    let h = resp.headers_mut();
+    let set = |h: &mut poem::http::HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+    set(h, "content-security-policy", CSP);
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "x-frame-options", "DENY");
+    set(h, "cross-origin-opener-policy", "same-origin");
+    set(h, "cross-origin-resource-policy", "same-origin");
+    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()");
+    if cacheable {
+        set(h, "cache-control", "public, max-age=3600");
+    } else {
+        set(h, "cache-control", "no-store");
+        set(h, "pragma", "no-cache");
+    }
+}
+
+/// Turns any error reaching the page router into an HTML page (or a redirect to
+/// sign-in).
+fn page_error(state: &AppState, err: poem::Error) -> Response {
+    let app = err.downcast_ref::<AppError>();
+    if let Some(app) = app {
+        error::log_internal(app);
+        if matches!(app, AppError::SignInRequired) {
+            return Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header("location", "/signin")
+                .finish();
+        }
+    }
+    let status = app.map_or(err.status(), AppError::status);
+    let (heading, message) = match (status.as_u16(), app) {
+        (404, _) => ("Not found".to_string(), "There is nothing here, or you do not have access to it.".to_string()),
+        (500, _) => ("Something went wrong".to_string(), "The error was logged. Please try again.".to_string()),
+        (_, Some(app)) => (status.canonical_reason().unwrap_or("Error").to_string(), app.public_message()),
+        _ => (status.canonical_reason().unwrap_or("Error").to_string(), "The request could not be handled.".into()),
+    };
+    let base = state.anonymous_base(&heading);
+    let page = serde_json::json!({ "status": status.as_u16(), "heading": heading, "message": message });
+    let mut resp = match state.templates.render("error.html", &base, page) {
+        Ok(html) => html.into_response(),
+        Err(_) => heading.into_response(),
+    };
+    resp.set_status(status);
+    if let Some(AppError::TooMany(secs)) = app {
+        resp.headers_mut().insert("retry-after", (*secs).into());
+    }
+    resp
+}
+
+#[handler]
+fn healthz(req: &Request) -> poem::Result<Response> {
+    let state = extract::state(req)?;
+    let ok = state.store.read().is_ok();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "error" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": if ok { "ok" } else { "unavailable" },
+    });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok(Response::builder().status(status).content_type("application/json").body(body.to_string()))
+}
+
+/// All routes, with state, error mapping and security headers applied.
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let page_state = state.clone();
+    let pages = pages::routes().catch_all_error(move |err| {
+        let state = page_state.clone();
+        async move { page_error(&state, err) }
+    });
+    let api = api::routes().catch_all_error(|err| async move { error::api_error(err) });
+    Route::new()
+        .nest("/api/v1", api)
+        .at("/healthz", get(healthz))
+        .nest("/assets", EmbeddedFilesEndpoint::<Assets>::new())
+        .nest("/", pages)
+        .data(state)
+        .around(|ep, req| async move {
+            let cacheable = req.uri().path().starts_with("/assets/");
+            let mut resp = ep.get_response(req).await;
+            secure_headers(&mut resp, cacheable);
+            Ok(resp)
+        })
+}
+
+pub fn rustls_config(tls: &TlsMaterial) -> RustlsConfig {
+    RustlsConfig::new().fallback(
+        RustlsCertificate::new().cert(tls.cert_pem.clone().into_bytes()).key(tls.key_pem.clone().into_bytes()),
+    )
+}
+
+/// Binds `cfg.listen` (port 0 allowed) with TLS; returns the acceptor and the
+/// address actually bound.
+pub async fn bind(
+    listen: std::net::SocketAddr,
+    tls: &TlsMaterial,
+) -> std::io::Result<(impl Acceptor + use<>, std::net::SocketAddr)> {
+    let acceptor = TcpListener::bind(listen).rustls(rustls_config(tls)).into_acceptor().await?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| std::io::Error::other("no local address"))?;
+    Ok((acceptor, addr))
+}
+
+/// Runs the server until `shutdown` resolves, then drains requests for up to 10 s.
+pub async fn serve(
+    state: Arc<AppState>,
+    acceptor: impl Acceptor + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    Server::new_with_acceptor(acceptor)
+        .name("ihms-connect")
+        .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
+        .await
+}

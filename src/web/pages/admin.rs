@@ -1,0 +1,319 @@
+//! Admin pages: users, organizations and the audit log. Every handler takes
+//! `AdminCap`, and account changes go through `AdminScope`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use poem::http::StatusCode;
+use poem::web::{Path, Query, Redirect};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::account::{NewOrgInput, NewUserInput};
+use crate::domain::order::FieldError;
+use crate::domain::{OrgKind, Role};
+use crate::store::accounts::{self, AdminScope};
+use crate::store::audit::{self, Filter, Outcome};
+use crate::store::StoreError;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::{AdminCap, FormFields, Posted, Viewer, state};
+use crate::web::pages::session::{ErrorItem, title_case};
+use crate::web::view::{Choice, when};
+
+fn scope<'a>(state: &'a AppState, viewer: &'a Viewer) -> Result<AdminScope<'a>, AppError> {
+    AdminScope::new(&state.store, &viewer.caller).ok_or(AppError::NotFound)
+}
+
+/// Turns a store conflict on a form into a field error.
+fn conflict_to_field(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict("email") => AppError::field("email", "is already used by another account"),
+        StoreError::Conflict("organization_id") => {
+            AppError::field("organization_id", "must be an active organization that fits the role")
+        }
+        StoreError::Conflict(why) => AppError::BadRequest(why.to_string()),
+        other => other.into(),
+    }
+}
+
+#[derive(Serialize, Default)]
+struct FormState {
+    values: BTreeMap<String, String>,
+    errors: BTreeMap<String, String>,
+    error_list: Vec<ErrorItem>,
+}
+
+impl FormState {
+    fn from_errors(form: &FormFields, errors: Vec<FieldError>) -> Self {
+        let mut s = FormState {
+            values: form.0.iter().filter(|(k, _)| k != "csrf" && k != "password").cloned().collect(),
+            ..Self::default()
+        };
+        for e in errors {
+            s.error_list.push(ErrorItem { label: title_case(&e.field), field: e.field.clone(), message: e.message.clone() });
+            s.errors.entry(e.field).or_insert(e.message);
+        }
+        s
+    }
+}
+
+#[derive(Serialize)]
+struct UserRow {
+    id: String,
+    name: String,
+    email: String,
+    role_label: &'static str,
+    org_name: String,
+    disabled: bool,
+}
+
+fn render_users(req: &Request, viewer: &Viewer, form: FormState, status: StatusCode) -> poem::Result<Response> {
+    let state = state(req)?;
+    let tx = state.store.read().map_err(AppError::from)?;
+    let orgs = accounts::all_orgs(&tx).map_err(AppError::from)?;
+    drop(tx);
+    let names: HashMap<Uuid, String> = orgs.iter().map(|o| (o.id, o.name.clone())).collect();
+    let users: Vec<UserRow> = scope(&state, viewer)?
+        .users()
+        .map_err(AppError::from)?
+        .into_iter()
+        .map(|u| UserRow {
+            id: u.id.to_string(),
+            name: u.name,
+            email: u.email,
+            role_label: u.role.label(),
+            org_name: names.get(&u.org_id).cloned().unwrap_or_default(),
+            disabled: u.disabled,
+        })
+        .collect();
+    let view = serde_json::json!({
+        "users": users,
+        "orgs": orgs.iter().filter(|o| !o.disabled).map(|o| serde_json::json!({
+            "id": o.id.to_string(), "name": o.name, "kind_label": o.kind.label(),
+        })).collect::<Vec<_>>(),
+        "roles": Role::ALL.iter().map(|r| Choice { value: r.as_str().into(), label: r.label().into(), selected: false }).collect::<Vec<_>>(),
+        "values": form.values,
+        "errors": form.errors,
+        "error_list": form.error_list,
+    });
+    let mut base = viewer.base(&state, "Users", "users");
+    if status == StatusCode::SEE_OTHER {
+        base.notice = Some("Saved.".into());
+    }
+    Ok(state.templates.render("admin_users.html", &base, view)?.with_status(status).into_response())
+}
+
+#[handler]
+pub async fn users_page(req: &Request, AdminCap(viewer): AdminCap) -> poem::Result<Response> {
+    render_users(req, &viewer, FormState::default(), StatusCode::OK)
+}
+
+#[handler]
+pub async fn create_user(req: &Request, posted: Posted) -> poem::Result<Response> {
+    let state = state(req)?;
+    let viewer = &posted.viewer;
+    let admin = scope(&state, viewer)?;
+    let input = NewUserInput {
+        email: posted.form.get("email").into(),
+        name: posted.form.get("name").into(),
+        role: posted.form.get("role").into(),
+        organization_id: posted.form.get("organization_id").into(),
+        password: posted.form.get("password").into(),
+        phone: posted.form.get("phone").into(),
+    };
+    let result = match input.parse() {
+        Ok(new) => {
+            let hash = state.hasher.hash(&input.password).await.map_err(AppError::from)?;
+            admin.create_user(&new, hash).map_err(conflict_to_field)
+        }
+        Err(errors) => Err(AppError::Invalid(errors)),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::see_other("/admin/users").into_response()),
+        Err(AppError::Invalid(errors)) => render_users(
+            req,
+            viewer,
+            FormState::from_errors(&posted.form, errors),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::NotFound)
+}
+
+#[handler]
+pub async fn disable_user(req: &Request, posted: Posted, Path(id): Path<String>) -> poem::Result<Response> {
+    let state = state(req)?;
+    scope(&state, &posted.viewer)?.disable_user(parse_id(&id)?).map_err(conflict_to_field)?;
+    Ok(Redirect::see_other("/admin/users").into_response())
+}
+
+#[derive(Serialize)]
+struct OrgRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    kind_label: &'static str,
+    npi: String,
+    city: String,
+    state: String,
+    zip: String,
+    disabled: bool,
+}
+
+fn render_orgs(req: &Request, viewer: &Viewer, form: FormState, status: StatusCode) -> poem::Result<Response> {
+    let state = state(req)?;
+    scope(&state, viewer)?;
+    let tx = state.store.read().map_err(AppError::from)?;
+    let orgs: Vec<OrgRow> = accounts::all_orgs(&tx)
+        .map_err(AppError::from)?
+        .into_iter()
+        .map(|o| OrgRow {
+            id: o.id.to_string(),
+            name: o.name,
+            kind: o.kind.as_str(),
+            kind_label: o.kind.label(),
+            npi: o.npi,
+            city: o.city,
+            state: o.state,
+            zip: o.zip,
+            disabled: o.disabled,
+        })
+        .collect();
+    let view = serde_json::json!({
+        "orgs": orgs,
+        "kinds": OrgKind::ALL.iter().filter(|k| **k != OrgKind::Agency)
+            .map(|k| Choice { value: k.as_str().into(), label: k.label().into(), selected: false }).collect::<Vec<_>>(),
+        "values": form.values,
+        "errors": form.errors,
+        "error_list": form.error_list,
+    });
+    let base = viewer.base(&state, "Organizations", "organizations");
+    Ok(state.templates.render("admin_orgs.html", &base, view)?.with_status(status).into_response())
+}
+
+#[handler]
+pub async fn orgs_page(req: &Request, AdminCap(viewer): AdminCap) -> poem::Result<Response> {
+    render_orgs(req, &viewer, FormState::default(), StatusCode::OK)
+}
+
+#[handler]
+pub async fn create_org(req: &Request, posted: Posted) -> poem::Result<Response> {
+    let state = state(req)?;
+    let viewer = &posted.viewer;
+    let admin = scope(&state, viewer)?;
+    let input = NewOrgInput {
+        name: posted.form.get("name").into(),
+        kind: posted.form.get("kind").into(),
+        npi: posted.form.get("npi").into(),
+        city: posted.form.get("city").into(),
+        state: posted.form.get("state").into(),
+        zip: posted.form.get("zip").into(),
+    };
+    match input.parse() {
+        Ok(new) => {
+            admin.create_org(&new).map_err(AppError::from)?;
+            Ok(Redirect::see_other("/admin/organizations").into_response())
+        }
+        Err(errors) => render_orgs(
+            req,
+            viewer,
+            FormState::from_errors(&posted.form, errors),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    }
+}
+
+#[handler]
+pub async fn disable_org(req: &Request, posted: Posted, Path(id): Path<String>) -> poem::Result<Response> {
+    let state = state(req)?;
+    scope(&state, &posted.viewer)?.disable_org(parse_id(&id)?).map_err(conflict_to_field)?;
+    Ok(Redirect::see_other("/admin/organizations").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    outcome: Option<String>,
+    before: Option<u64>,
+}
+
+pub const AUDIT_ACTIONS: &[&str] = &[
+    "signin",
+    "signin.throttled",
+    "signout",
+    "setup.first_admin",
+    "org.create",
+    "org.disable",
+    "user.create",
+    "user.disable",
+    "token.create",
+    "order.create",
+    "order.view",
+    "order.list",
+    "admin.access",
+    "csrf.reject",
+];
+
+#[handler]
+pub async fn audit_log(req: &Request, AdminCap(viewer): AdminCap, Query(q): Query<AuditQuery>) -> poem::Result<Response> {
+    let state = state(req)?;
+    let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let outcome = match nonempty(&q.outcome).as_deref() {
+        None => None,
+        Some("ok") => Some(Outcome::Ok),
+        Some("refused") => Some(Outcome::Refused),
+        Some("failed") => Some(Outcome::Failed),
+        Some(_) => return Err(AppError::BadRequest("unknown outcome".into()).into()),
+    };
+    let actor = match nonempty(&q.actor) {
+        Some(a) => Some(Uuid::parse_str(&a).map_err(|_| AppError::BadRequest("the actor must be a user id".into()))?),
+        None => None,
+    };
+    let filter = Filter { action: nonempty(&q.action), actor, outcome, before: q.before };
+    let tx = state.store.read().map_err(AppError::from)?;
+    let (entries, more) = audit::list(&tx, &filter, 50).map_err(AppError::from)?;
+    let params = |before: Option<u64>| {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(a) = &filter.action {
+            pairs.push(("action", a.clone()));
+        }
+        if let Some(a) = &filter.actor {
+            pairs.push(("actor", a.to_string()));
+        }
+        if let Some(o) = &filter.outcome {
+            pairs.push(("outcome", o.as_str().into()));
+        }
+        if let Some(b) = before {
+            pairs.push(("before", b.to_string()));
+        }
+        format!("/admin/audit?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+    };
+    let view = serde_json::json!({
+        "entries": entries.iter().map(|e| serde_json::json!({
+            "seq": e.seq,
+            "at": when(e.at_ms),
+            "actor": e.actor.map(|a| a.to_string()).unwrap_or_else(|| "—".into()),
+            "actor_role": e.role.clone().unwrap_or_default(),
+            "action": e.action,
+            "object": e.object.clone().unwrap_or_default(),
+            "outcome": e.outcome.as_str(),
+            "source": e.source.clone().unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+        "filters": {
+            "action": filter.action.clone().unwrap_or_default(),
+            "actor": filter.actor.map(|a| a.to_string()).unwrap_or_default(),
+            "outcome": filter.outcome.map(|o| o.as_str()).unwrap_or(""),
+        },
+        "actions": AUDIT_ACTIONS,
+        "next_url": if more { entries.last().map(|e| params(Some(e.seq))) } else { None },
+        "first_url": q.before.map(|_| params(None)),
+    });
+    let base = viewer.base(&state, "Audit log", "audit");
+    Ok(state.templates.render("audit.html", &base, view)?.into_response())
+}
