@@ -397,9 +397,37 @@ pub fn token_user(store: &Store, secret: &str) -> Result<Option<User>> {
         return Ok(None);
     }
     let hash = crypto::sha256(secret.as_bytes());
-    let tx = store.read()?;
-    let Some(token) = tx.get::<ApiToken>(TOKENS, &hash)? else {
-        return Ok(None);
+    let (token, user) = {
+        let tx = store.read()?;
+        let Some(token) = tx.get::<ApiToken>(TOKENS, &hash)? else {
+            return Ok(None);
+        };
+        let user = user(&tx, token.user_id)?.filter(|u| !u.disabled);
+        (token, user)
     };
-    Ok(user(&tx, token.user_id)?.filter(|u| !u.disabled))
+    // Record use at most once a minute, so reads stay cheap.
+    let now = now_ms();
+    if user.is_some() && token.last_used_ms.is_none_or(|t| now - t > 60_000) {
+        let tx = store.write()?;
+        if let Some(mut t) = tx.get::<ApiToken>(TOKENS, &hash)? {
+            t.last_used_ms = Some(now);
+            tx.put(TOKENS, &hash, &t)?;
+        }
+        tx.commit()?;
+    }
+    Ok(user)
+}
+
+/// The caller's own API tokens (metadata only; secrets are never stored).
+pub fn own_tokens(store: &Store, caller: &Caller) -> Result<Vec<ApiToken>> {
+    let tx = store.read()?;
+    let user = caller.user_id();
+    let (lo, hi) = (cat(user.as_bytes(), &[0u8; 32]), cat(user.as_bytes(), &[0xffu8; 33]));
+    let mut out = Vec::new();
+    for key in tx.keys_desc(USER_TOKENS_IDX, &lo, &hi, usize::MAX)? {
+        if let Some(t) = tx.get::<ApiToken>(TOKENS, &key[16..])? {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }

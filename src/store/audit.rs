@@ -219,3 +219,23 @@ pub fn verify(store: &Store) -> Result<Verdict> {
         None => Verdict::Intact { entries: expected_seq - 1, head: prev },
     })
 }
+
+/// Integrity tooling: one entry as stored.
+pub fn system_entry(store: &Store, seq: u64) -> Result<Option<Entry>> {
+    store.read()?.get(AUDIT, &seq.to_be_bytes())
+}
+
+/// Integrity tooling (and tamper tests on copies of a store): writes `entry`, sealed
+/// properly, under sequence key `at`, without touching the chain.
+pub fn system_put_entry_at(store: &Store, at: u64, entry: &Entry) -> Result<()> {
+    let tx = store.write()?;
+    tx.put(AUDIT, &at.to_be_bytes(), entry)?;
+    tx.commit()
+}
+
+/// Integrity tooling: deletes the entry at `seq`.
+pub fn system_remove_entry(store: &Store, seq: u64) -> Result<()> {
+    let tx = store.write()?;
+    tx.remove(AUDIT, &seq.to_be_bytes())?;
+    tx.commit()
+}

@@ -190,10 +190,7 @@ impl Store {
     /// Raw access to one table's sealed bytes, for integrity tooling and tests that
     /// tamper with a copy of a store. Named `system_` so every use can be found.
     pub fn system_raw_put(&self, table: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        let def = ALL_TABLES
-            .into_iter()
-            .find(|d| redb::TableHandle::name(d) == table)
-            .ok_or(StoreError::NotFound)?;
+        let def = table_named(table).ok_or(StoreError::NotFound)?;
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(def)?;
@@ -209,6 +206,10 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+pub(crate) fn table_named(name: &str) -> Option<Def> {
+    ALL_TABLES.into_iter().find(|d| redb::TableHandle::name(d) == name)
 }
 
 pub(crate) fn corrupt(table: &str, why: &str) -> StoreError {

@@ -193,6 +193,15 @@ impl<'s> ReadTx<'s> {
         Ok(())
     }
 
+    /// Every raw (key, sealed value) of the table called `name`, for integrity tooling.
+    pub fn raw_scan_table(&self, name: &str, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let def = super::table_named(name).ok_or(StoreError::NotFound)?;
+        self.raw_scan(def, |k, v| {
+            f(k, v);
+            Ok(())
+        })
+    }
+
     /// Opens one raw value read by `raw_scan`.
     pub fn open_raw<T: DeserializeOwned>(&self, def: Def, key: &[u8], sealed: &[u8]) -> Result<T> {
         open_value(self.keys, def, key, sealed)

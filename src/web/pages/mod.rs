@@ -1,5 +1,6 @@
 //! Page routes, one small module per area; handlers are free functions named by verb.
 
+mod account;
 mod admin;
 mod orders;
 mod session;
@@ -20,4 +21,5 @@ pub fn routes() -> Route {
         .at("/admin/organizations", get(admin::orgs_page).post(admin::create_org))
         .at("/admin/organizations/:id/disable", post(admin::disable_org))
         .at("/admin/audit", get(admin::audit_log))
+        .at("/account/tokens", get(account::tokens_page).post(account::create_token))
 }

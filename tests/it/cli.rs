@@ -1,0 +1,236 @@
+//! The built binary: first start, non-interactive init, tokens, audit verify, and a
+//! one-line error with a non-zero exit for every misuse.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::common::PASSWORD;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ihms-connect"));
+    c.env_remove("IHMS_CONFIG").env_remove("CREDENTIALS_DIRECTORY");
+    c
+}
+
+fn run(args: &[&str], data_dir: &Path) -> Output {
+    bin().args(args).arg("--data-dir").arg(data_dir).output().expect("run")
+}
+
+fn cheap_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, "password_hash_memory_kib = 64\npassword_hash_iterations = 1\n").expect("config");
+    path
+}
+
+fn stderr_line(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(text.trim().lines().count(), 1, "one line expected: {text}");
+    assert!(text.starts_with("error: "), "{text}");
+    text
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["init", "--help"],
+        vec!["token", "create", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["tls", "export-ca", "--help"],
+    ] {
+        let out = bin().args(&args).output().expect("run");
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn init_then_token_then_verify_and_init_refuses_an_initialised_dir() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("pw");
+    let cfg = cheap_config(tmp.path());
+    let init = |data: &Path| {
+        bin()
+            .args(["init", "--admin-email", "it@agency.test", "--admin-password-file"])
+            .arg(&pw)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(data)
+            .output()
+            .expect("run")
+    };
+    let out = init(&data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = init(&data);
+    assert!(!again.status.success());
+    assert!(stderr_line(&again).contains("already initialised"));
+
+    let token = bin()
+        .args(["token", "create", "--email", "IT@agency.test", "--name", "ehr"])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let secret = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    assert!(secret.starts_with("ihms_") && secret.len() > 40, "{secret}");
+    assert_eq!(String::from_utf8_lossy(&token.stdout).lines().count(), 1, "only the token on stdout");
+
+    let unknown = bin().args(["token", "create", "--email", "nobody@agency.test"]).arg("--data-dir").arg(&data).output().expect("run");
+    assert!(!unknown.status.success());
+    stderr_line(&unknown);
+
+    let verify = run(&["audit", "verify"], &data);
+    assert!(verify.status.success());
+    let line = String::from_utf8_lossy(&verify.stdout);
+    assert!(line.starts_with("audit chain intact:"), "{line}");
+    assert_eq!(line.trim().lines().count(), 1);
+
+    let ca = run(&["tls", "export-ca"], &data);
+    assert!(ca.status.success());
+    assert!(String::from_utf8_lossy(&ca.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+}
+
+#[test]
+fn misuse_is_one_clear_line_and_a_non_zero_exit() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let missing = tmp.path().join("missing");
+    let out = run(&["audit", "verify"], &missing);
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("does not exist"));
+    let out = run(&["token", "create", "--email", "a@b.test"], &missing);
+    assert!(!out.status.success());
+    stderr_line(&out);
+
+    // A password file that is missing or too short.
+    let data = tmp.path().join("data");
+    for (file, expect) in [(tmp.path().join("nope"), "cannot read password file"), (tmp.path().join("short"), "at least 12")] {
+        if file.ends_with("short") {
+            std::fs::write(&file, "short\n").expect("write");
+        }
+        let out = bin()
+            .args(["init", "--admin-email", "it@agency.test", "--admin-password-file"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        assert!(stderr_line(&out).contains(expect));
+        assert!(!data.join("store.redb").exists(), "nothing half-written");
+    }
+
+    // An uninitialised but existing directory.
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let out = run(&["audit", "verify"], &data);
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("not an initialised data directory"));
+
+    // A malformed config file.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "listen = 42\n").expect("write");
+    let out = bin().args(["audit", "verify", "--config"]).arg(&bad).arg("--data-dir").arg(&data).output().expect("run");
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("bad.toml"));
+}
+
+#[test]
+fn a_data_dir_of_an_unknown_version_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let cfg = ihms_connect::config::Config { data_dir: data.clone(), ..Default::default() };
+    {
+        let (store, _) = ihms_connect::ops::open_or_create_store(&cfg).expect("create");
+        store.system_raw_put("bootstrap", b"format_version", Some(&99u32.to_be_bytes())).expect("put");
+    }
+    let out = run(&["audit", "verify"], &data);
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("format version 99"));
+}
+
+/// Starts `serve` on an empty data dir, reads its banner up to the setup
+/// instructions (or until it exits), and returns the child.
+fn serve(data: &Path, cfg: &Path, listen: &str) -> (std::process::Child, Vec<String>) {
+    let mut child = bin()
+        .args(["serve", "--listen", listen, "--config"])
+        .arg(cfg)
+        .arg("--data-dir")
+        .arg(data)
+        .env("IHMS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stdout);
+    while lines.len() < 9 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        let done = line.contains("ihms-connect init");
+        lines.push(line.trim_end().to_string());
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+#[test]
+fn serve_on_an_empty_dir_prints_setup_answers_health_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let cfg = cheap_config(tmp.path());
+    let (mut child, lines) = serve(&data, &cfg, "127.0.0.1:0");
+    let all = lines.join("\n");
+    assert!(all.contains("listening on https://localhost:"), "{all}");
+    assert!(all.contains("SHA-256 fingerprint"), "{all}");
+    assert!(all.contains("/setup") && all.contains("setup code"), "{all}");
+    let port: u16 = all
+        .split("https://localhost:")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    // The data dir now holds the keys and certificates.
+    assert!(data.join("master.key").exists() && data.join("tls/ca.pem").exists());
+
+    // A second instance on the same port fails with one line.
+    let (mut second, _) = serve(&tmp.path().join("data2"), &cfg, &format!("127.0.0.1:{port}"));
+    let status = second.wait().expect("wait");
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut err).expect("read");
+    assert!(err.contains("error: cannot listen on") && err.contains("already in use"), "{err}");
+
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let ca = std::fs::read(data.join("tls/ca.pem")).expect("ca");
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("ca")])
+            .build()
+            .expect("client");
+        let health = client.get(format!("https://localhost:{port}/healthz")).send().await.expect("health");
+        assert_eq!(health.status(), 200);
+    });
+    // SIGTERM: a graceful, successful exit.
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    let mut waited = 0;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+        assert!(waited < 150, "did not stop on SIGTERM");
+    };
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,245 @@
+//! `spawn_app()` and helpers shared by the integration tests.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use ihms_connect::config::Config;
+use ihms_connect::ops;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const ADMIN_EMAIL: &str = "ada.admin@ihms.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn shared(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(path)
+}
+
+pub fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(shared(&format!("fixtures/{name}"))).expect("fixture");
+    serde_json::from_str(&text).expect("fixture json")
+}
+
+/// A configuration for tests: temp data dir, port 0, cheap password hashing.
+pub fn test_config(dir: &TempDir) -> Config {
+    Config {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        password_hash_memory_kib: 64,
+        password_hash_iterations: 1,
+        ..Config::default()
+    }
+}
+
+pub struct App {
+    pub base: String,
+    pub ca_pem: String,
+    pub admin_token: String,
+    pub cfg: Config,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> App {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> App {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = test_config(&dir);
+    tweak(&mut cfg);
+    let pw = dir.path().join("admin-password");
+    std::fs::write(&pw, PASSWORD).expect("write password");
+    ops::init(&cfg, ADMIN_EMAIL, "Ada Admin", &pw).expect("init");
+    let admin_token = ops::create_token(&cfg, ADMIN_EMAIL, "tests").expect("token");
+    start(cfg, dir, admin_token).await
+}
+
+async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
+    let (tx, rx) = oneshot::channel::<()>();
+    let running = ops::start(cfg.clone(), async {
+        let _ = rx.await;
+    })
+    .await
+    .expect("start");
+    let ca_pem = running.ca_pem.clone().expect("generated CA");
+    App {
+        base: format!("https://localhost:{}", running.addr.port()),
+        ca_pem,
+        admin_token,
+        cfg,
+        dir,
+        shutdown: Some(tx),
+        task: Some(running.task),
+    }
+}
+
+impl App {
+    /// A client that trusts only this server's CA, keeps cookies and does not
+    /// follow redirects (so tests see them).
+    pub fn client(&self) -> Client {
+        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca");
+        Client::builder()
+            .tls_certs_only([ca])
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
+            .build()
+            .expect("client")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub async fn post_json(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let resp = self.client().post(self.url(path)).bearer_auth(token).json(body).send().await.expect("send");
+        let status = resp.status();
+        let value = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    pub async fn get_json(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        let resp = self.client().get(self.url(path)).bearer_auth(token).send().await.expect("send");
+        let status = resp.status();
+        let value = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, value)
+    }
+}
+
+/// The value of `<input ... name="NAME" value="...">` in a page.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].replace("&#x2f;", "/").replace("&#x3d;", "="))
+}
+
+/// A browser-like session for one user.
+pub struct Browser {
+    pub client: Client,
+    pub base: String,
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let resp = self.client.get(self.url(path)).send().await.expect("get");
+        (resp.status(), resp.text().await.expect("text"))
+    }
+
+    /// Posts a form with the CSRF token taken from `form_page`.
+    pub async fn submit(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let (_, html) = self.page(form_page).await;
+        let csrf = input_value(&html, "csrf").expect("csrf field");
+        let mut body: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        body.extend_from_slice(fields);
+        self.client.post(self.url(action)).form(&body).send().await.expect("post")
+    }
+
+    /// Creates an API token through the account page and returns it.
+    pub async fn api_token(&self) -> String {
+        let resp = self.submit("/account/tokens", "/account/tokens", &[("name", "tests")]).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let html = resp.text().await.expect("text");
+        let start = html.find("id=\"new-token\">").expect("token shown") + "id=\"new-token\">".len();
+        let end = html[start..].find('<').expect("end");
+        html[start..start + end].trim().to_string()
+    }
+}
+
+pub async fn sign_in(app: &App, email: &str, password: &str) -> Browser {
+    let browser = Browser { client: app.client(), base: app.base.clone() };
+    let resp = browser.submit("/signin", "/signin", &[("email", email), ("password", password)]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "sign-in of {email} should redirect");
+    browser
+}
+
+/// The organizations of `organizations.json`, created through the API; returns key → id.
+pub async fn create_fixture_orgs(app: &App) -> HashMap<String, String> {
+    let orgs = fixture("organizations.json");
+    let mut ids = HashMap::new();
+    for group in ["referring_facilities", "providers"] {
+        for org in orgs[group].as_array().expect("list") {
+            let (status, body) = app.post_json(&app.admin_token, "/api/v1/organizations", org).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            ids.insert(org["key"].as_str().expect("key").to_string(), body["id"].as_str().expect("id").to_string());
+        }
+    }
+    ids
+}
+
+pub async fn create_user(app: &App, email: &str, role: &str, org_id: &str) -> String {
+    let body = json!({ "email": email, "name": format!("User {email}"), "role": role,
+                       "organization_id": org_id, "password": PASSWORD });
+    let (status, body) = app.post_json(&app.admin_token, "/api/v1/users", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+/// A fixture order with its facility key replaced by the organization id.
+pub fn order_body(order: &Value, orgs: &HashMap<String, String>) -> Value {
+    let mut body = order.clone();
+    let key = order["referring_facility"].as_str().expect("facility key");
+    body["referring_facility"] = json!(orgs[key]);
+    body
+}
+
+/// The world most tests need: fixture orgs, users at two facilities, a provider
+/// and a staff user, each with an API token.
+pub struct World {
+    pub orgs: HashMap<String, String>,
+    pub fac2_token: String,
+    pub fac3_token: String,
+    pub provider_token: String,
+    pub staff_token: String,
+}
+
+pub async fn world(app: &App) -> World {
+    let orgs = create_fixture_orgs(app).await;
+    let agency = agency_id(app).await;
+    create_user(app, "planner@gulfcoast.test", "facility_user", &orgs["fac2"]).await;
+    create_user(app, "planner@pinellasrehab.test", "facility_user", &orgs["fac3"]).await;
+    create_user(app, "intake@harborhh.test", "provider_user", &orgs["prov1"]).await;
+    create_user(app, "coordinator@ihms.test", "staff", &agency).await;
+    let mut tokens = Vec::new();
+    for email in ["planner@gulfcoast.test", "planner@pinellasrehab.test", "intake@harborhh.test", "coordinator@ihms.test"] {
+        tokens.push(sign_in(app, email, PASSWORD).await.api_token().await);
+    }
+    World {
+        orgs,
+        fac2_token: tokens[0].clone(),
+        fac3_token: tokens[1].clone(),
+        provider_token: tokens[2].clone(),
+        staff_token: tokens[3].clone(),
+    }
+}
+
+/// The agency organization's id, read from the admin's user page.
+pub async fn agency_id(app: &App) -> String {
+    let admin = sign_in(app, ADMIN_EMAIL, PASSWORD).await;
+    let (_, html) = admin.page("/admin/users").await;
+    // The agency is the organization listed as "(Agency)" in the new-user picker.
+    let marker = "(Agency)";
+    let at = html.find(marker).expect("agency option");
+    let before = &html[..at];
+    let vstart = before.rfind("value=\"").expect("option value") + 7;
+    let vend = before[vstart..].find('"').expect("end") + vstart;
+    before[vstart..vend].to_string()
+}

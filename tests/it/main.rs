@@ -1,0 +1,12 @@
+//! Integration tests: the real server over HTTPS on port 0 with a temp data dir,
+//! driven by a real HTTPS client that trusts the generated CA; CLI tests run the
+//! built binary. One test binary keeps link time down.
+
+mod audit_chain;
+mod cli;
+mod common;
+mod headers;
+mod orders_api;
+mod sessions;
+mod store_at_rest;
+mod web_forms;

@@ -1,0 +1,225 @@
+//! The web pages as a browser uses them: CSRF-protected forms, errors beside their
+//! fields with what was typed kept, and admin account management.
+
+use reqwest::StatusCode;
+
+use crate::common::{ADMIN_EMAIL, PASSWORD, agency_id, create_fixture_orgs, create_user, sign_in, spawn_app};
+
+fn order_form<'a>(facility: &'a str, last_name: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("referring_facility", facility),
+        ("priority", "urgent"),
+        ("discharge_date", "2026-12-04"),
+        ("face_to_face_date", "2026-11-30"),
+        ("notes", "Lives alone.\r\nKey under mat."),
+        ("patient.first_name", "Rosalind"),
+        ("patient.last_name", last_name),
+        ("patient.dob", "1941-02-11"),
+        ("patient.sex", "F"),
+        ("patient.mrn", "MRN7720019"),
+        ("patient.phone", "(727) 555-0142"),
+        ("patient.language", "English"),
+        ("patient.address.line1", "1200 Gulf Blvd"),
+        ("patient.address.line2", ""),
+        ("patient.address.city", "Clearwater"),
+        ("patient.address.state", "FL"),
+        ("patient.address.zip", "33755"),
+        ("insurance[0].rank", "primary"),
+        ("insurance[0].plan_type", "medicare"),
+        ("insurance[0].payer", "Medicare Part A"),
+        ("insurance[0].member_id", "1EG4-TE5-MK72"),
+        ("insurance[1].rank", "secondary"),
+        ("insurance[1].plan_type", ""),
+        ("diagnoses[0].code", "i509"),
+        ("diagnoses[0].description", "Heart failure, unspecified"),
+        ("diagnoses_primary", "0"),
+        ("ordering_physician.name", "Dr. Amos Lind"),
+        ("ordering_physician.npi", "1234567893"),
+        ("svc.home_health", "on"),
+        ("svc.home_health.disciplines", "SN"),
+        ("svc.home_health.disciplines", "PT"),
+        ("svc.home_health.frequency", "SN 2w4"),
+        ("svc.dme", "on"),
+        ("svc.dme.items[0].hcpcs", "e0260"),
+        ("svc.dme.items[0].description", "Hospital bed"),
+        ("svc.dme.items[0].quantity", "1"),
+    ]
+}
+
+#[tokio::test]
+async fn staff_enter_an_order_through_the_web_form_and_see_it_in_the_list() {
+    let app = spawn_app().await;
+    let orgs = create_fixture_orgs(&app).await;
+    create_user(&app, "coordinator@ihms.test", "staff", &agency_id(&app).await).await;
+    let staff = sign_in(&app, "coordinator@ihms.test", PASSWORD).await;
+    let resp = staff.submit("/orders/new", "/orders/new", &order_form(&orgs["fac1"], "Pemberton")).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers()["location"].to_str().expect("location").to_string();
+    assert!(location.starts_with("/orders/"));
+    assert!(!location.contains("Pemberton"), "no PHI in URLs");
+    let (status, html) = staff.page(&location).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Pemberton") && html.contains("I50.9") && html.contains("E0260"));
+    let (_, list) = staff.page("/orders").await;
+    assert!(list.contains("Pemberton"));
+    // The facility's planner sees it too; another facility's does not.
+    create_user(&app, "planner@bayside.test", "facility_user", &orgs["fac1"]).await;
+    create_user(&app, "planner@gulfcoast.test", "facility_user", &orgs["fac2"]).await;
+    let own = sign_in(&app, "planner@bayside.test", PASSWORD).await;
+    assert_eq!(own.page(&location).await.0, StatusCode::OK);
+    let other = sign_in(&app, "planner@gulfcoast.test", PASSWORD).await;
+    let (status, html) = other.page(&location).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!html.contains("Pemberton"));
+    assert!(!other.page("/orders").await.1.contains("Pemberton"));
+}
+
+#[tokio::test]
+async fn a_refused_form_names_each_field_and_keeps_what_was_typed() {
+    let app = spawn_app().await;
+    let orgs = create_fixture_orgs(&app).await;
+    create_user(&app, "planner@bayside.test", "facility_user", &orgs["fac1"]).await;
+    let planner = sign_in(&app, "planner@bayside.test", PASSWORD).await;
+    let mut fields = order_form("", "Pemberton");
+    fields.retain(|(k, _)| *k != "referring_facility");
+    for (k, v) in fields.iter_mut() {
+        match *k {
+            "ordering_physician.npi" => *v = "1234567890",
+            "svc.dme.items[0].hcpcs" => *v = "E26",
+            "patient.address.zip" => *v = "3375",
+            _ => {}
+        }
+    }
+    let resp = planner.submit("/orders/new", "/orders/new", &fields).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.expect("html");
+    for id in ["f-ordering_physician-npi", "f-svc-dme-items-0-hcpcs", "f-patient-address-zip"] {
+        assert!(html.contains(&format!("href=\"#{id}\"")), "summary links to {id}");
+        assert!(html.contains(&format!("id=\"{id}-error\"")), "error shown at {id}");
+    }
+    assert!(html.contains("value=\"Pemberton\""), "typed values are kept");
+    assert!(html.contains("value=\"3375\""));
+    let (_, list) = planner.page("/orders").await;
+    assert!(!list.contains("Pemberton"), "nothing stored");
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    for (action, body) in [
+        ("/admin/organizations", vec![("name", "Sneaky DME"), ("kind", "dme")]),
+        ("/signout", vec![]),
+        ("/orders/new", vec![("priority", "routine")]),
+    ] {
+        let resp = admin.client.post(admin.url(action)).form(&body).send().await.expect("post");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{action}");
+        let mut forged = body.clone();
+        forged.push(("csrf", "forged"));
+        let resp = admin.client.post(admin.url(action)).form(&forged).send().await.expect("post");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{action} with a forged token");
+    }
+    // A cross-site post with the right token is refused too.
+    let (_, html) = admin.page("/admin/organizations").await;
+    let csrf = crate::common::input_value(&html, "csrf").expect("csrf");
+    let resp = admin
+        .client
+        .post(admin.url("/admin/organizations"))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("name", "Sneaky DME"), ("kind", "dme")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(!admin.page("/admin/organizations").await.1.contains("Sneaky"));
+    // Sign-in itself needs its form token.
+    let anon = app.client();
+    let resp = anon
+        .post(app.url("/signin"))
+        .form(&[("email", ADMIN_EMAIL), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn admins_manage_organizations_and_users_in_the_web_ui() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let resp = admin
+        .submit(
+            "/admin/organizations",
+            "/admin/organizations",
+            &[("name", "Bayview Medical Supply"), ("kind", "dme"), ("npi", "1830400390"), ("city", "Clearwater"), ("state", "FL"), ("zip", "33755")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = admin
+        .submit("/admin/organizations", "/admin/organizations", &[("name", "Bad NPI Home Health"), ("kind", "home_health"), ("npi", "1830400391")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.expect("html").contains("id=\"f-npi-error\""));
+    let (_, html) = admin.page("/admin/users").await;
+    let at = html.find("Bayview Medical Supply (").expect("org in picker");
+    let vstart = html[..at].rfind("value=\"").expect("value") + 7;
+    let org_id = html[vstart..vstart + 36].to_string();
+    let resp = admin
+        .submit(
+            "/admin/users",
+            "/admin/users",
+            &[("name", "Dee Supply"), ("email", "dee@bayview.test"), ("role", "provider_user"), ("organization_id", &org_id), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // A role that does not fit the organization is refused on its field.
+    let resp = admin
+        .submit(
+            "/admin/users",
+            "/admin/users",
+            &[("name", "Wrong Fit"), ("email", "wrong@bayview.test"), ("role", "facility_user"), ("organization_id", &org_id), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Duplicate emails are refused ignoring case.
+    let resp = admin
+        .submit(
+            "/admin/users",
+            "/admin/users",
+            &[("name", "Dee Again"), ("email", "DEE@Bayview.test"), ("role", "provider_user"), ("organization_id", &org_id), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let dee = sign_in(&app, "dee@bayview.test", PASSWORD).await;
+    assert_eq!(dee.page("/orders").await.0, StatusCode::OK);
+    // Non-admins get 404 on admin pages.
+    assert_eq!(dee.page("/admin/users").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(dee.page("/admin/audit").await.0, StatusCode::NOT_FOUND);
+    // Disabling ends her session at once.
+    let (_, html) = admin.page("/admin/users").await;
+    let at = html.find("dee@bayview.test").expect("listed");
+    let form_at = html[at..].find("/admin/users/").expect("disable form") + at + "/admin/users/".len();
+    let user_id = html[form_at..form_at + 36].to_string();
+    let resp = admin.submit("/admin/users", &format!("/admin/users/{user_id}/disable"), &[]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (status, _) = dee.page("/orders").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "disabled user is sent to sign-in");
+    let again = crate::common::Browser { client: app.client(), base: app.base.clone() };
+    let resp = again.submit("/signin", "/signin", &[("email", "dee@bayview.test"), ("password", PASSWORD)]).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_page_renders_for_the_roles_that_may_see_it() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    for path in ["/orders", "/orders/new", "/admin/users", "/admin/organizations", "/admin/audit", "/account/tokens",
+                 "/admin/audit?action=signin&outcome=ok"] {
+        let (status, html) = admin.page(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(html.contains("</html>"), "{path} rendered fully");
+    }
+    let (status, html) = admin.page("/no/such/page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("</html>"));
+}
