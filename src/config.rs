@@ -110,8 +110,8 @@ impl Config {
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::File(shown.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::File(shown.clone(), e.to_string()))?;
         toml::from_str(&text).map_err(|e| ConfigError::File(shown, e.message().to_string()))
     }
 
@@ -120,15 +120,22 @@ impl Config {
             self.data_dir = PathBuf::from(v);
         }
         if let Some(v) = env("IHMS_LISTEN") {
-            self.listen = v
-                .parse()
-                .map_err(|_| ConfigError::Invalid("IHMS_LISTEN", "expected an address like 127.0.0.1:8443".into()))?;
+            self.listen = v.parse().map_err(|_| {
+                ConfigError::Invalid(
+                    "IHMS_LISTEN",
+                    "expected an address like 127.0.0.1:8443".into(),
+                )
+            })?;
         }
         if let Some(v) = env("IHMS_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));
         }
         if let Some(v) = env("IHMS_HOSTNAMES") {
-            self.hostnames = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            self.hostnames = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         Ok(())
     }
@@ -141,16 +148,30 @@ impl Config {
             ));
         }
         if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
-            return Err(ConfigError::Invalid("session_idle_minutes", "session timeouts must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "session_idle_minutes",
+                "session timeouts must be positive".into(),
+            ));
         }
-        if !(8..=1024 * 1024).contains(&self.password_hash_memory_kib) || self.password_hash_iterations == 0 {
-            return Err(ConfigError::Invalid("password_hash_memory_kib", "argon2 cost out of range".into()));
+        if !(8..=1024 * 1024).contains(&self.password_hash_memory_kib)
+            || self.password_hash_iterations == 0
+        {
+            return Err(ConfigError::Invalid(
+                "password_hash_memory_kib",
+                "argon2 cost out of range".into(),
+            ));
         }
         if self.page_size == 0 || self.page_size > 200 {
-            return Err(ConfigError::Invalid("page_size", "must be between 1 and 200".into()));
+            return Err(ConfigError::Invalid(
+                "page_size",
+                "must be between 1 and 200".into(),
+            ));
         }
         if self.password_hash_concurrency == 0 {
-            return Err(ConfigError::Invalid("password_hash_concurrency", "must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "password_hash_concurrency",
+                "must be at least 1".into(),
+            ));
         }
         Ok(())
     }

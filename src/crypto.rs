@@ -63,11 +63,13 @@ impl MasterKey {
     pub fn load(path: &Path) -> Result<Self, CryptoError> {
         let shown = path.display().to_string();
         let text = Zeroizing::new(
-            fs::read_to_string(path).map_err(|e| CryptoError::KeyFile(shown.clone(), e.to_string()))?,
+            fs::read_to_string(path)
+                .map_err(|e| CryptoError::KeyFile(shown.clone(), e.to_string()))?,
         );
         let mut bytes = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), bytes.as_mut())
-            .map_err(|_| CryptoError::KeyFile(shown, "expected 64 hexadecimal characters".into()))?;
+        hex::decode_to_slice(text.trim(), bytes.as_mut()).map_err(|_| {
+            CryptoError::KeyFile(shown, "expected 64 hexadecimal characters".into())
+        })?;
         Ok(Self(bytes))
     }
 
@@ -83,7 +85,9 @@ impl MasterKey {
             .mode(0o600)
             .open(path)
             .map_err(|e| CryptoError::KeyFile(shown.clone(), e.to_string()))?;
-        let written = file.write_all(text.as_bytes()).and_then(|_| file.sync_all());
+        let written = file
+            .write_all(text.as_bytes())
+            .and_then(|_| file.sync_all());
         text.zeroize();
         written.map_err(|e| CryptoError::KeyFile(shown.clone(), e.to_string()))?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
@@ -106,7 +110,8 @@ impl MasterKey {
     /// Unwraps a data key made by `new_data_key`.
     pub fn open_data_key(&self, wrapped: &[u8]) -> Result<Keys, CryptoError> {
         let data_key = Zeroizing::new(
-            open_raw(self.0.as_ref(), wrapped, WRAP_AAD).map_err(|_| CryptoError::WrongMasterKey)?,
+            open_raw(self.0.as_ref(), wrapped, WRAP_AAD)
+                .map_err(|_| CryptoError::WrongMasterKey)?,
         );
         Ok(Keys::derive(&data_key))
     }
@@ -150,7 +155,10 @@ impl Keys {
 
     /// Keyed blind index: equal inputs give equal outputs; nothing else is learned.
     pub fn blind_index(&self, domain: &str, value: &str) -> [u8; 32] {
-        hmac_sha256(self.blind.as_ref(), &[domain.as_bytes(), b"\0", value.as_bytes()])
+        hmac_sha256(
+            self.blind.as_ref(),
+            &[domain.as_bytes(), b"\0", value.as_bytes()],
+        )
     }
 
     /// A MAC for anonymous form tokens (double-submit CSRF on sign-in and setup).
@@ -215,7 +223,10 @@ mod tests {
     fn sealed_value_opens_only_with_its_own_associated_data() {
         let (_, keys) = MasterKey::from_bytes([7; 32]).new_data_key().unwrap();
         let sealed = keys.seal(b"Eugene Okafor", b"orders\0id-1").unwrap();
-        assert_eq!(keys.open(&sealed, b"orders\0id-1").unwrap(), b"Eugene Okafor");
+        assert_eq!(
+            keys.open(&sealed, b"orders\0id-1").unwrap(),
+            b"Eugene Okafor"
+        );
         assert!(keys.open(&sealed, b"orders\0id-2").is_err());
         let mut flipped = sealed.clone();
         flipped[30] ^= 1;
@@ -229,6 +240,10 @@ mod tests {
             MasterKey::from_bytes([2; 32]).open_data_key(&wrapped),
             Err(CryptoError::WrongMasterKey)
         ));
-        assert!(MasterKey::from_bytes([1; 32]).open_data_key(&wrapped).is_ok());
+        assert!(
+            MasterKey::from_bytes([1; 32])
+                .open_data_key(&wrapped)
+                .is_ok()
+        );
     }
 }

@@ -4,7 +4,10 @@
 //! (HTTPS pages and JSON API), `store` (the sealed, party-scoped redb store),
 //! `domain` (vocabulary, validation), `crypto` and `tls`.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod auth;
 pub mod config;

@@ -13,7 +13,11 @@ use ihms_connect::config::{Config, Overrides};
 use ihms_connect::{ops, tls};
 
 #[derive(Parser)]
-#[command(name = "ihms-connect", version, about = "IHMS Connect: discharge orders, coordinated securely")]
+#[command(
+    name = "ihms-connect",
+    version,
+    about = "IHMS Connect: discharge orders, coordinated securely"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -114,12 +118,19 @@ fn config(common: &Common, listen: Option<SocketAddr>) -> Result<Config> {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("IHMS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {},
@@ -137,10 +148,17 @@ async fn serve(cfg: Config) -> Result<()> {
         ip if ip.is_loopback() => "localhost".to_string(),
         ip => ip.to_string(),
     };
-    println!("IHMS Connect is listening on https://{}:{}", host, running.addr.port());
+    println!(
+        "IHMS Connect is listening on https://{}:{}",
+        host,
+        running.addr.port()
+    );
     if let Some(ca) = &running.ca_pem {
         println!("Local CA SHA-256 fingerprint: {}", tls::fingerprint(ca)?);
-        println!("Export the CA for workstations with: ihms-connect tls export-ca --data-dir {}", cfg.data_dir.display());
+        println!(
+            "Export the CA for workstations with: ihms-connect tls export-ca --data-dir {}",
+            cfg.data_dir.display()
+        );
     }
     if let Some(code) = &running.setup_code {
         println!();
@@ -160,26 +178,47 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve { common, listen } => {
             let cfg = config(&common, listen)?;
             init_logging();
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(serve(cfg))
         }
-        Command::Init { common, admin_email, admin_password_file, admin_name } => {
+        Command::Init {
+            common,
+            admin_email,
+            admin_password_file,
+            admin_name,
+        } => {
             let cfg = config(&common, None)?;
             ops::init(&cfg, &admin_email, &admin_name, &admin_password_file)?;
-            println!("initialised {}; first admin created", cfg.data_dir.display());
+            println!(
+                "initialised {}; first admin created",
+                cfg.data_dir.display()
+            );
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create { common, email, name } } => {
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    common,
+                    email,
+                    name,
+                },
+        } => {
             let cfg = config(&common, None)?;
             println!("{}", ops::create_token(&cfg, &email, &name)?);
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { common } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { common },
+        } => {
             let cfg = config(&common, None)?;
             println!("{}", ops::verify_audit(&cfg)?);
             Ok(())
         }
-        Command::Tls { command: TlsCommand::ExportCa { common } } => {
+        Command::Tls {
+            command: TlsCommand::ExportCa { common },
+        } => {
             let cfg = config(&common, None)?;
             print!("{}", tls::ca_pem(&cfg.data_dir)?);
             Ok(())

@@ -26,7 +26,10 @@ pub fn open_store(cfg: &Config) -> Result<Store> {
         bail!("data directory {} does not exist", dir.display());
     }
     if !Store::exists(dir) {
-        bail!("{} is not an initialised data directory; start the service once or run `ihms-connect init`", dir.display());
+        bail!(
+            "{} is not an initialised data directory; start the service once or run `ihms-connect init`",
+            dir.display()
+        );
     }
     let master = MasterKey::load(&cfg.master_key_path())?;
     Ok(Store::open(dir, &master)?)
@@ -39,10 +42,15 @@ pub fn open_or_create_store(cfg: &Config) -> Result<(Store, bool)> {
     if Store::exists(dir) {
         return Ok((open_store(cfg)?, false));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     restrict_dir(dir)?;
     let key_path = cfg.master_key_path();
-    let master = if key_path.exists() { MasterKey::load(&key_path)? } else { MasterKey::create(&key_path)? };
+    let master = if key_path.exists() {
+        MasterKey::load(&key_path)?
+    } else {
+        MasterKey::create(&key_path)?
+    };
     Ok((Store::create(dir, &master)?, true))
 }
 
@@ -82,7 +90,10 @@ pub fn init(cfg: &Config, email: &str, name: &str, password_file: &Path) -> Resu
         phone: String::new(),
     };
     let new = input.parse().map_err(|errors| {
-        let list: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+        let list: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{} {}", e.field, e.message))
+            .collect();
         anyhow!("invalid admin: {}", list.join("; "))
     })?;
     let hash = hasher(cfg)?.hash_now(&password)?;
@@ -93,7 +104,8 @@ pub fn init(cfg: &Config, email: &str, name: &str, password_file: &Path) -> Resu
 }
 
 fn read_password_file(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read password file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read password file {}", path.display()))?;
     let password = text.strip_suffix('\n').unwrap_or(&text);
     let password = password.strip_suffix('\r').unwrap_or(password).to_string();
     check_password(&password).map_err(|m| anyhow!("the password in {} {m}", path.display()))?;
@@ -103,7 +115,8 @@ fn read_password_file(path: &Path) -> Result<String> {
 /// `token create`: a new API token for the user with `email`.
 pub fn create_token(cfg: &Config, email: &str, label: &str) -> Result<String> {
     let store = open_store(cfg)?;
-    let user = accounts::user_by_email(&store, email)?.ok_or_else(|| anyhow!("no user has that email"))?;
+    let user =
+        accounts::user_by_email(&store, email)?.ok_or_else(|| anyhow!("no user has that email"))?;
     if user.disabled {
         bail!("that user is disabled");
     }
@@ -115,7 +128,9 @@ pub fn create_token(cfg: &Config, email: &str, label: &str) -> Result<String> {
 pub fn verify_audit(cfg: &Config) -> Result<String> {
     let store = open_store(cfg)?;
     match audit::verify(&store)? {
-        Verdict::Intact { entries, head } => Ok(format!("audit chain intact: {entries} entries, head {head}")),
+        Verdict::Intact { entries, head } => Ok(format!(
+            "audit chain intact: {entries} entries, head {head}"
+        )),
         Verdict::Broken { seq, why } => bail!("audit chain broken at entry {seq}: {why}"),
     }
 }
@@ -135,19 +150,36 @@ pub async fn start(
 ) -> Result<Running> {
     let (store, _) = open_or_create_store(&cfg)?;
     let tls = tls_material(&cfg)?;
-    let setup_code = if accounts::has_admin(&store)? { None } else { Some(crypto::random_token()?) };
-    let ca_pem = tls.ca_fingerprint.as_ref().and_then(|_| tls::ca_pem(&cfg.data_dir).ok());
+    let setup_code = if accounts::has_admin(&store)? {
+        None
+    } else {
+        Some(crypto::random_token()?)
+    };
+    let ca_pem = tls
+        .ca_fingerprint
+        .as_ref()
+        .and_then(|_| tls::ca_pem(&cfg.data_dir).ok());
     let listen = cfg.listen;
     let state = AppState::new(store, cfg).map_err(|e| anyhow!(e))?;
     if let (Some(code), Ok(mut slot)) = (&setup_code, state.setup_code.lock()) {
         *slot = Some(crypto::sha256(code.as_bytes()));
     }
     let (acceptor, addr) = web::bind(listen, &tls).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => anyhow!("cannot listen on {listen}: the address is already in use"),
+        std::io::ErrorKind::AddrInUse => {
+            anyhow!("cannot listen on {listen}: the address is already in use")
+        }
         _ => anyhow!("cannot listen on {listen}: {e}"),
     })?;
     let state = Arc::new(state);
-    audit::record(&state.store, Event::anonymous("service.start", None, Outcome::Ok))?;
+    audit::record(
+        &state.store,
+        Event::anonymous("service.start", None, Outcome::Ok),
+    )?;
     let task = tokio::spawn(web::serve(state, acceptor, shutdown));
-    Ok(Running { addr, ca_pem, setup_code, task })
+    Ok(Running {
+        addr,
+        ca_pem,
+        setup_code,
+        task,
+    })
 }

@@ -72,13 +72,22 @@ pub fn load_configured(cert: &Path, key: &Path) -> Result<TlsMaterial, TlsError>
     if !key_pem.contains("PRIVATE KEY-----") {
         return Err(TlsError::NotPem(key.display().to_string(), "private key"));
     }
-    Ok(TlsMaterial { cert_pem, key_pem, ca_fingerprint: None, created_ca: false })
+    Ok(TlsMaterial {
+        cert_pem,
+        key_pem,
+        ca_fingerprint: None,
+        created_ca: false,
+    })
 }
 
 /// The names a generated certificate covers: `localhost`, `127.0.0.1`, `::1`, plus
 /// the configured hostnames, without duplicates.
 fn names(hostnames: &[String]) -> Vec<String> {
-    let mut out = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut out = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     for h in hostnames {
         if !out.contains(h) {
             out.push(h.clone());
@@ -96,7 +105,9 @@ fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| io(&tmp, e))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| io(&tmp, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
@@ -107,7 +118,11 @@ fn ca_params() -> Result<CertificateParams, TlsError> {
     dn.push(DnType::OrganizationName, "IHMS Connect");
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let now = OffsetDateTime::now_utc();
     p.not_before = now - Duration::days(1);
     p.not_after = now + Duration::days(3650);
@@ -134,9 +149,9 @@ pub fn ensure_local(data_dir: &Path, hostnames: &[String]) -> Result<TlsMaterial
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let fresh = info.is_some_and(|i| {
-        i.names == want && i.not_after - now > RENEW_BEFORE_DAYS * 86_400
-    }) && dir.join(SERVER_CERT).exists()
+    let fresh = info
+        .is_some_and(|i| i.names == want && i.not_after - now > RENEW_BEFORE_DAYS * 86_400)
+        && dir.join(SERVER_CERT).exists()
         && dir.join(SERVER_KEY).exists();
     if !fresh {
         let ca_key_pem = fs::read_to_string(&ca_key_path).map_err(|e| io(&ca_key_path, e))?;
@@ -148,7 +163,10 @@ pub fn ensure_local(data_dir: &Path, hostnames: &[String]) -> Result<TlsMaterial
         dn.push(DnType::CommonName, "IHMS Connect");
         p.distinguished_name = dn;
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let start = OffsetDateTime::now_utc();
         p.not_before = start - Duration::days(1);
         p.not_after = start + Duration::days(SERVER_DAYS);
@@ -158,13 +176,21 @@ pub fn ensure_local(data_dir: &Path, hostnames: &[String]) -> Result<TlsMaterial
         // The chain sent to clients: server certificate, then the CA.
         let chain = format!("{}{}", cert.pem(), ca_pem);
         fs::write(dir.join(SERVER_CERT), chain).map_err(|e| io(&dir, e))?;
-        let info = ServerInfo { names: want, not_after: p.not_after.unix_timestamp() };
+        let info = ServerInfo {
+            names: want,
+            not_after: p.not_after.unix_timestamp(),
+        };
         let bytes = serde_json::to_vec(&info).map_err(|e| io(&dir, e))?;
         fs::write(dir.join(SERVER_INFO), bytes).map_err(|e| io(&dir, e))?;
     }
     let cert_pem = fs::read_to_string(dir.join(SERVER_CERT)).map_err(|e| io(&dir, e))?;
     let key_pem = fs::read_to_string(dir.join(SERVER_KEY)).map_err(|e| io(&dir, e))?;
-    Ok(TlsMaterial { cert_pem, key_pem, ca_fingerprint: Some(fingerprint(&ca_pem)?), created_ca })
+    Ok(TlsMaterial {
+        cert_pem,
+        key_pem,
+        ca_fingerprint: Some(fingerprint(&ca_pem)?),
+        created_ca,
+    })
 }
 
 /// The local CA certificate, for workstations to trust.
@@ -175,7 +201,12 @@ pub fn ca_pem(data_dir: &Path) -> Result<String, TlsError> {
 
 /// SHA-256 fingerprint of the first certificate in a PEM text, as colon-separated hex.
 pub fn fingerprint(pem_text: &str) -> Result<String, TlsError> {
-    let parsed = pem::parse(pem_text).map_err(|_| TlsError::NotPem("certificate".into(), "certificate"))?;
+    let parsed =
+        pem::parse(pem_text).map_err(|_| TlsError::NotPem("certificate".into(), "certificate"))?;
     let digest = crate::crypto::sha256(parsed.contents());
-    Ok(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }

@@ -30,7 +30,8 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(memory_kib: u32, iterations: u32, concurrency: usize) -> Result<Self, HashError> {
-        let params = Params::new(memory_kib, iterations, 1, None).map_err(|e| HashError::Internal(e.to_string()))?;
+        let params = Params::new(memory_kib, iterations, 1, None)
+            .map_err(|e| HashError::Internal(e.to_string()))?;
         let dummy = hash_blocking(&params, b"not a real password, only spends time")?;
         Ok(Self {
             params,
@@ -44,8 +45,17 @@ impl Hasher {
         &self,
         f: impl FnOnce(Params) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let _queued = self.waiting.clone().try_acquire_owned().map_err(|_| HashError::Busy)?;
-        let _running = self.running.clone().acquire_owned().await.map_err(|_| HashError::Busy)?;
+        let _queued = self
+            .waiting
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HashError::Busy)?;
+        let _running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Busy)?;
         let params = self.params.clone();
         tokio::task::spawn_blocking(move || f(params))
             .await
@@ -65,7 +75,8 @@ impl Hasher {
             Some(h) => (h.to_string(), true),
             None => (self.dummy.as_ref().clone(), false),
         };
-        self.run(move |_| Ok(verify_blocking(&pw, &hash) && real)).await
+        self.run(move |_| Ok(verify_blocking(&pw, &hash) && real))
+            .await
     }
 
     /// For the CLI, which has no runtime: hash on the current thread.
@@ -96,8 +107,16 @@ mod tests {
         let h = Hasher::new(64, 1, 2).unwrap();
         let stored = h.hash("correct horse battery staple").await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse battery staple", Some(&stored)).await.unwrap());
-        assert!(!h.verify("correct horse battery stapl", Some(&stored)).await.unwrap());
+        assert!(
+            h.verify("correct horse battery staple", Some(&stored))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !h.verify("correct horse battery stapl", Some(&stored))
+                .await
+                .unwrap()
+        );
         assert!(!h.verify("anything", None).await.unwrap());
     }
 }

@@ -35,37 +35,56 @@ fn address_key(address: &str) -> Vec<u8> {
 
 impl Throttle {
     pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self { max_failures: max_failures.max(1), window, counters: Mutex::new(HashMap::new()) }
+        Self {
+            max_failures: max_failures.max(1),
+            window,
+            counters: Mutex::new(HashMap::new()),
+        }
     }
 
     fn limit_for(&self, key: &[u8]) -> u32 {
-        if key.starts_with(b"s:") { self.max_failures.saturating_mul(10) } else { self.max_failures }
+        if key.starts_with(b"s:") {
+            self.max_failures.saturating_mul(10)
+        } else {
+            self.max_failures
+        }
     }
 
     /// How long the caller must wait before trying again, if blocked.
     pub fn blocked(&self, account: &[u8], address: Option<&str>) -> Option<Duration> {
         let now = Instant::now();
-        let Ok(map) = self.counters.lock() else { return None };
+        let Ok(map) = self.counters.lock() else {
+            return None;
+        };
         let keys = std::iter::once(account_key(account)).chain(address.map(address_key));
         keys.filter_map(|k| {
             let c = map.get(&k)?;
             let elapsed = now.duration_since(c.window_start);
-            (c.failures >= self.limit_for(&k) && elapsed < self.window).then(|| self.window - elapsed)
+            (c.failures >= self.limit_for(&k) && elapsed < self.window)
+                .then(|| self.window - elapsed)
         })
         .max()
     }
 
     pub fn fail(&self, account: &[u8], address: Option<&str>) {
         let now = Instant::now();
-        let Ok(mut map) = self.counters.lock() else { return };
+        let Ok(mut map) = self.counters.lock() else {
+            return;
+        };
         // Forget stale windows so the map cannot grow without bound.
         if map.len() > 100_000 {
             map.retain(|_, c| now.duration_since(c.window_start) < self.window);
         }
         for k in std::iter::once(account_key(account)).chain(address.map(address_key)) {
-            let c = map.entry(k).or_insert(Counter { failures: 0, window_start: now });
+            let c = map.entry(k).or_insert(Counter {
+                failures: 0,
+                window_start: now,
+            });
             if now.duration_since(c.window_start) >= self.window {
-                *c = Counter { failures: 0, window_start: now };
+                *c = Counter {
+                    failures: 0,
+                    window_start: now,
+                };
             }
             c.failures += 1;
         }
@@ -90,7 +109,10 @@ mod tests {
             t.fail(b"acct", Some("10.0.0.1"));
         }
         assert!(t.blocked(b"acct", Some("10.0.0.1")).is_some());
-        assert!(t.blocked(b"other", Some("10.0.0.1")).is_none(), "address limit is higher");
+        assert!(
+            t.blocked(b"other", Some("10.0.0.1")).is_none(),
+            "address limit is higher"
+        );
         t.succeed(b"acct");
         assert!(t.blocked(b"acct", None).is_none());
     }

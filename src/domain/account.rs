@@ -12,7 +12,10 @@ pub const PASSWORD_MIN: usize = 12;
 pub const PASSWORD_MAX: usize = 128;
 
 fn err(field: &str, message: &str) -> FieldError {
-    FieldError { field: field.to_string(), message: message.to_string() }
+    FieldError {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// Trims and lower-cases an email and checks its shape (`local@domain.tld`).
@@ -82,7 +85,10 @@ impl NewOrgInput {
         let name = required_text("name", &self.name, 100, &mut errors);
         let kind = OrgKind::parse(self.kind.trim());
         if kind.is_none() {
-            errors.push(err("kind", "must be one of referring_facility, home_health, dme, caregiver"));
+            errors.push(err(
+                "kind",
+                "must be one of referring_facility, home_health, dme, caregiver",
+            ));
         }
         if kind == Some(OrgKind::Agency) {
             errors.push(err("kind", "there is exactly one agency organization"));
@@ -111,7 +117,14 @@ impl NewOrgInput {
             })
         };
         match kind {
-            Some(kind) if errors.is_empty() => Ok(NewOrg { name, kind, npi, city, state, zip }),
+            Some(kind) if errors.is_empty() => Ok(NewOrg {
+                name,
+                kind,
+                npi,
+                city,
+                state,
+                zip,
+            }),
             _ => Err(errors),
         }
     }
@@ -149,7 +162,10 @@ impl NewUserInput {
         let name = required_text("name", &self.name, 100, &mut errors);
         let role = Role::parse(self.role.trim());
         if role.is_none() {
-            errors.push(err("role", "must be one of admin, staff, facility_user, provider_user"));
+            errors.push(err(
+                "role",
+                "must be one of admin, staff, facility_user, provider_user",
+            ));
         }
         let org_id = Uuid::parse_str(self.organization_id.trim()).ok();
         if org_id.is_none() {
@@ -166,9 +182,13 @@ impl NewUserInput {
             }
         };
         match (email, role, org_id) {
-            (Some(email), Some(role), Some(org_id)) if errors.is_empty() => {
-                Ok(NewUser { email, name, role, org_id, phone })
-            }
+            (Some(email), Some(role), Some(org_id)) if errors.is_empty() => Ok(NewUser {
+                email,
+                name,
+                role,
+                org_id,
+                phone,
+            }),
             _ => Err(errors),
         }
     }
@@ -180,7 +200,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email(" Ann@Example.ORG ").as_deref(), Some("ann@example.org"));
+        assert_eq!(
+            normalize_email(" Ann@Example.ORG ").as_deref(),
+            Some("ann@example.org")
+        );
         assert!(normalize_email("ann").is_none());
         assert!(normalize_email("ann@localhost").is_none());
         assert!(normalize_email("a b@example.org").is_none());

@@ -4,8 +4,8 @@
 //! built by the authentication layer after a session or token check (or by the CLI
 //! for the operator), never from request data.
 
-pub mod order;
 pub mod account;
+pub mod order;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Staff, Role::FacilityUser, Role::ProviderUser];
+    pub const ALL: [Role; 4] = [
+        Role::Admin,
+        Role::Staff,
+        Role::FacilityUser,
+        Role::ProviderUser,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -99,7 +104,10 @@ impl OrgKind {
     }
 
     pub fn is_provider(self) -> bool {
-        matches!(self, OrgKind::HomeHealth | OrgKind::Dme | OrgKind::Caregiver)
+        matches!(
+            self,
+            OrgKind::HomeHealth | OrgKind::Dme | OrgKind::Caregiver
+        )
     }
 }
 
@@ -182,8 +190,18 @@ pub struct Caller {
 
 impl Caller {
     /// Only the authentication layer and the operator's CLI build callers.
-    pub(crate) fn verified(user_id: Uuid, role: Role, org_id: Uuid, source: Option<String>) -> Self {
-        Self { user_id, role, org_id, source }
+    pub(crate) fn verified(
+        user_id: Uuid,
+        role: Role,
+        org_id: Uuid,
+        source: Option<String>,
+    ) -> Self {
+        Self {
+            user_id,
+            role,
+            org_id,
+            source,
+        }
     }
 
     pub fn user_id(&self) -> Uuid {

@@ -92,9 +92,7 @@ fn user_id_by_email_in(
     let prefix = email_prefix(keys, email);
     let (lo, hi) = prefix_range(&prefix);
     let found = keys_desc(&lo, &hi)?;
-    Ok(found
-        .first()
-        .and_then(|k| Uuid::from_slice(&k[32..]).ok()))
+    Ok(found.first().and_then(|k| Uuid::from_slice(&k[32..]).ok()))
 }
 
 // ---------------------------------------------------------------------------
@@ -110,7 +108,11 @@ pub fn org(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<Org>> {
 
 pub fn user_by_email(store: &Store, email: &str) -> Result<Option<User>> {
     let tx = store.read()?;
-    let id = user_id_by_email_in(|lo, hi| tx.keys_desc(USER_EMAIL_IDX, lo, hi, 1), store.keys(), email)?;
+    let id = user_id_by_email_in(
+        |lo, hi| tx.keys_desc(USER_EMAIL_IDX, lo, hi, 1),
+        store.keys(),
+        email,
+    )?;
     match id {
         Some(id) => user(&tx, id),
         None => Ok(None),
@@ -125,12 +127,14 @@ pub fn all_orgs(tx: &ReadTx<'_>) -> Result<Vec<Org>> {
         .into_iter()
         .map(|(_, o)| o)
         .collect();
-    orgs.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    orgs.sort_by_key(|o| o.name.to_lowercase());
     Ok(orgs)
 }
 
 pub fn agency_org(tx: &ReadTx<'_>) -> Result<Option<Org>> {
-    Ok(all_orgs(tx)?.into_iter().find(|o| o.kind == OrgKind::Agency))
+    Ok(all_orgs(tx)?
+        .into_iter()
+        .find(|o| o.kind == OrgKind::Agency))
 }
 
 pub fn has_admin(store: &Store) -> Result<bool> {
@@ -161,11 +165,19 @@ pub(crate) fn insert_org(tx: &WriteTx<'_>, org: &NewOrg) -> Result<Org> {
 }
 
 pub(crate) fn insert_user(tx: &WriteTx<'_>, new: &NewUser, password_hash: String) -> Result<User> {
-    let org: Org = tx.get(ORGS, new.org_id.as_bytes())?.ok_or(StoreError::Conflict("organization_id"))?;
+    let org: Org = tx
+        .get(ORGS, new.org_id.as_bytes())?
+        .ok_or(StoreError::Conflict("organization_id"))?;
     if org.disabled || !new.role.fits(org.kind) {
         return Err(StoreError::Conflict("organization_id"));
     }
-    if user_id_by_email_in(|lo, hi| tx.keys_desc(USER_EMAIL_IDX, lo, hi, 1), tx.keys(), &new.email)?.is_some() {
+    if user_id_by_email_in(
+        |lo, hi| tx.keys_desc(USER_EMAIL_IDX, lo, hi, 1),
+        tx.keys(),
+        &new.email,
+    )?
+    .is_some()
+    {
         return Err(StoreError::Conflict("email"));
     }
     let user = User {
@@ -180,7 +192,10 @@ pub(crate) fn insert_user(tx: &WriteTx<'_>, new: &NewUser, password_hash: String
         created_ms: now_ms(),
     };
     tx.put(USERS, user.id.as_bytes(), &user)?;
-    tx.index_put(USER_EMAIL_IDX, &cat(&email_prefix(tx.keys(), &user.email), user.id.as_bytes()))?;
+    tx.index_put(
+        USER_EMAIL_IDX,
+        &cat(&email_prefix(tx.keys(), &user.email), user.id.as_bytes()),
+    )?;
     Ok(user)
 }
 
@@ -208,11 +223,31 @@ pub fn system_bootstrap(
             zip: String::new(),
         },
     )?;
-    let new = NewUser { org_id: agency.id, role: Role::Admin, ..admin.clone() };
+    let new = NewUser {
+        org_id: agency.id,
+        role: Role::Admin,
+        ..admin.clone()
+    };
     let user = insert_user(&tx, &new, password_hash)?;
     let caller = user.caller(source);
-    audit::append(&tx, Event::by(&caller, "org.create", Some(agency.id.to_string()), Outcome::Ok))?;
-    audit::append(&tx, Event::by(&caller, "setup.first_admin", Some(user.id.to_string()), Outcome::Ok))?;
+    audit::append(
+        &tx,
+        Event::by(
+            &caller,
+            "org.create",
+            Some(agency.id.to_string()),
+            Outcome::Ok,
+        ),
+    )?;
+    audit::append(
+        &tx,
+        Event::by(
+            &caller,
+            "setup.first_admin",
+            Some(user.id.to_string()),
+            Outcome::Ok,
+        ),
+    )?;
     tx.commit()?;
     Ok(user)
 }
@@ -240,7 +275,15 @@ impl<'s> AdminScope<'s> {
     pub fn create_org(&self, new: &NewOrg) -> Result<Org> {
         let tx = self.store.write()?;
         let org = insert_org(&tx, new)?;
-        audit::append(&tx, Event::by(self.caller, "org.create", Some(org.id.to_string()), Outcome::Ok))?;
+        audit::append(
+            &tx,
+            Event::by(
+                self.caller,
+                "org.create",
+                Some(org.id.to_string()),
+                Outcome::Ok,
+            ),
+        )?;
         tx.commit()?;
         Ok(org)
     }
@@ -248,7 +291,15 @@ impl<'s> AdminScope<'s> {
     pub fn create_user(&self, new: &NewUser, password_hash: String) -> Result<User> {
         let tx = self.store.write()?;
         let user = insert_user(&tx, new, password_hash)?;
-        audit::append(&tx, Event::by(self.caller, "user.create", Some(user.id.to_string()), Outcome::Ok))?;
+        audit::append(
+            &tx,
+            Event::by(
+                self.caller,
+                "user.create",
+                Some(user.id.to_string()),
+                Outcome::Ok,
+            ),
+        )?;
         tx.commit()?;
         Ok(user)
     }
@@ -262,7 +313,15 @@ impl<'s> AdminScope<'s> {
         }
         org.disabled = true;
         tx.put(ORGS, id.as_bytes(), &org)?;
-        audit::append(&tx, Event::by(self.caller, "org.disable", Some(id.to_string()), Outcome::Ok))?;
+        audit::append(
+            &tx,
+            Event::by(
+                self.caller,
+                "org.disable",
+                Some(id.to_string()),
+                Outcome::Ok,
+            ),
+        )?;
         tx.commit()
     }
 
@@ -276,14 +335,25 @@ impl<'s> AdminScope<'s> {
         user.disabled = true;
         tx.put(USERS, id.as_bytes(), &user)?;
         revoke_all(&tx, id)?;
-        audit::append(&tx, Event::by(self.caller, "user.disable", Some(id.to_string()), Outcome::Ok))?;
+        audit::append(
+            &tx,
+            Event::by(
+                self.caller,
+                "user.disable",
+                Some(id.to_string()),
+                Outcome::Ok,
+            ),
+        )?;
         tx.commit()
     }
 }
 
 fn revoke_all(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
     for (idx, table) in [(USER_SESSIONS_IDX, SESSIONS), (USER_TOKENS_IDX, TOKENS)] {
-        let (lo, hi) = (cat(user.as_bytes(), &[0u8; 32]), cat(user.as_bytes(), &[0xffu8; 33]));
+        let (lo, hi) = (
+            cat(user.as_bytes(), &[0u8; 32]),
+            cat(user.as_bytes(), &[0xffu8; 33]),
+        );
         for key in tx.keys_desc(idx, &lo, &hi, usize::MAX)? {
             tx.remove(table, &key[16..])?;
             tx.remove(idx, &key)?;
@@ -297,7 +367,11 @@ fn revoke_all(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
 
 /// Starts a session for `user`; returns the secret cookie value. The sign-in is
 /// audited in the same commit.
-pub fn start_session(store: &Store, user: &User, source: Option<String>) -> Result<(String, Session)> {
+pub fn start_session(
+    store: &Store,
+    user: &User,
+    source: Option<String>,
+) -> Result<(String, Session)> {
     let token = crypto::random_token()?;
     let hash = crypto::sha256(token.as_bytes());
     let now = now_ms();
@@ -311,7 +385,10 @@ pub fn start_session(store: &Store, user: &User, source: Option<String>) -> Resu
     let tx = store.write()?;
     tx.put(SESSIONS, &hash, &session)?;
     tx.index_put(USER_SESSIONS_IDX, &cat(user.id.as_bytes(), &hash))?;
-    audit::append(&tx, Event::by(&user.caller(source), "signin", None, Outcome::Ok))?;
+    audit::append(
+        &tx,
+        Event::by(&user.caller(source), "signin", None, Outcome::Ok),
+    )?;
     tx.commit()?;
     Ok((token, session))
 }
@@ -379,11 +456,18 @@ pub fn create_token(store: &Store, user_id: Uuid, name: &str, actor: Event) -> R
     let secret = format!("{TOKEN_PREFIX}{}", crypto::random_token()?);
     let hash = crypto::sha256(secret.as_bytes());
     let tx = store.write()?;
-    let user: User = tx.get(USERS, user_id.as_bytes())?.ok_or(StoreError::NotFound)?;
+    let user: User = tx
+        .get(USERS, user_id.as_bytes())?
+        .ok_or(StoreError::NotFound)?;
     if user.disabled {
         return Err(StoreError::Conflict("the user is disabled"));
     }
-    let token = ApiToken { user_id, name: name.to_string(), created_ms: now_ms(), last_used_ms: None };
+    let token = ApiToken {
+        user_id,
+        name: name.to_string(),
+        created_ms: now_ms(),
+        last_used_ms: None,
+    };
     tx.put(TOKENS, &hash, &token)?;
     tx.index_put(USER_TOKENS_IDX, &cat(user_id.as_bytes(), &hash))?;
     audit::append(&tx, actor.object(user_id))?;
@@ -422,7 +506,10 @@ pub fn token_user(store: &Store, secret: &str) -> Result<Option<User>> {
 pub fn own_tokens(store: &Store, caller: &Caller) -> Result<Vec<ApiToken>> {
     let tx = store.read()?;
     let user = caller.user_id();
-    let (lo, hi) = (cat(user.as_bytes(), &[0u8; 32]), cat(user.as_bytes(), &[0xffu8; 33]));
+    let (lo, hi) = (
+        cat(user.as_bytes(), &[0u8; 32]),
+        cat(user.as_bytes(), &[0xffu8; 33]),
+    );
     let mut out = Vec::new();
     for key in tx.keys_desc(USER_TOKENS_IDX, &lo, &hi, usize::MAX)? {
         if let Some(t) = tx.get::<ApiToken>(TOKENS, &key[16..])? {

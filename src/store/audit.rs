@@ -45,7 +45,12 @@ pub struct Event {
 
 impl Event {
     /// An event done by a verified caller.
-    pub fn by(caller: &Caller, action: &'static str, object: Option<String>, outcome: Outcome) -> Self {
+    pub fn by(
+        caller: &Caller,
+        action: &'static str,
+        object: Option<String>,
+        outcome: Outcome,
+    ) -> Self {
         Self {
             actor: Some(caller.user_id()),
             role: Some(caller.role().as_str().to_string()),
@@ -59,7 +64,15 @@ impl Event {
 
     /// An event with no signed-in actor (failed sign-in, operator CLI).
     pub fn anonymous(action: &'static str, source: Option<String>, outcome: Outcome) -> Self {
-        Self { actor: None, role: None, org: None, source, action, object: None, outcome }
+        Self {
+            actor: None,
+            role: None,
+            org: None,
+            source,
+            action,
+            object: None,
+            outcome,
+        }
     }
 
     pub fn object(mut self, object: impl ToString) -> Self {
@@ -188,7 +201,9 @@ pub fn verify(store: &Store) -> Result<Verdict> {
         if broken.is_some() {
             return Ok(());
         }
-        let key_seq = <[u8; 8]>::try_from(key).map(u64::from_be_bytes).unwrap_or(0);
+        let key_seq = <[u8; 8]>::try_from(key)
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
         let entry: Entry = match tx.open_raw(AUDIT, key, sealed) {
             Ok(e) => e,
             Err(_) => {
@@ -197,7 +212,9 @@ pub fn verify(store: &Store) -> Result<Verdict> {
             }
         };
         let why = if key_seq != expected_seq || entry.seq != expected_seq {
-            Some(format!("expected entry {expected_seq} here (an entry was removed or reordered)"))
+            Some(format!(
+                "expected entry {expected_seq} here (an entry was removed or reordered)"
+            ))
         } else if entry.prev != prev {
             Some("does not follow the previous entry (removed or reordered)".into())
         } else if chain_hash(store.keys(), &entry) != entry.hash {
@@ -216,7 +233,10 @@ pub fn verify(store: &Store) -> Result<Verdict> {
     })?;
     Ok(match broken {
         Some((seq, why)) => Verdict::Broken { seq, why },
-        None => Verdict::Intact { entries: expected_seq - 1, head: prev },
+        None => Verdict::Intact {
+            entries: expected_seq - 1,
+            head: prev,
+        },
     })
 }
 

@@ -61,7 +61,9 @@ const K_WRAPPED: Bytes = b"wrapped_data_key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{0} is not an initialised data directory (no {STORE_FILE}); run `ihms-connect serve` or `ihms-connect init` first")]
+    #[error(
+        "{0} is not an initialised data directory (no {STORE_FILE}); run `ihms-connect serve` or `ihms-connect init` first"
+    )]
     NotInitialised(String),
     #[error("{0} is already initialised")]
     AlreadyInitialised(String),
@@ -136,7 +138,11 @@ impl Store {
             boot.insert(K_WRAPPED, wrapped.as_slice())?;
         }
         tx.commit()?;
-        Ok(Self { db, keys, dir: dir.to_path_buf() })
+        Ok(Self {
+            db,
+            keys,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Opens an existing store, checking its format version and the master key.
@@ -163,7 +169,11 @@ impl Store {
             return Err(StoreError::UnknownVersion(version));
         }
         let keys = master.open_data_key(&wrapped)?;
-        Ok(Self { db, keys, dir: dir.to_path_buf() })
+        Ok(Self {
+            db,
+            keys,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -184,7 +194,9 @@ impl Store {
 
     /// Bytes used by the store file on disk.
     pub fn size_on_disk(&self) -> u64 {
-        std::fs::metadata(self.dir.join(STORE_FILE)).map(|m| m.len()).unwrap_or(0)
+        std::fs::metadata(self.dir.join(STORE_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// Raw access to one table's sealed bytes, for integrity tooling and tests that
@@ -209,11 +221,16 @@ impl Store {
 }
 
 pub(crate) fn table_named(name: &str) -> Option<Def> {
-    ALL_TABLES.into_iter().find(|d| redb::TableHandle::name(d) == name)
+    ALL_TABLES
+        .into_iter()
+        .find(|d| redb::TableHandle::name(d) == name)
 }
 
 pub(crate) fn corrupt(table: &str, why: &str) -> StoreError {
-    StoreError::Corrupt { table: table.to_string(), why: why.to_string() }
+    StoreError::Corrupt {
+        table: table.to_string(),
+        why: why.to_string(),
+    }
 }
 
 /// Milliseconds since the Unix epoch, UTC.

@@ -143,7 +143,11 @@ impl<'s> OrderScope<'s> {
                 items.push(rec);
             }
         }
-        let next = if more { items.last().map(|r| r.id) } else { None };
+        let next = if more {
+            items.last().map(|r| r.id)
+        } else {
+            None
+        };
         Ok(Page { items, next })
     }
 
@@ -154,21 +158,37 @@ impl<'s> OrderScope<'s> {
         let rec = tx
             .get::<OrderRecord>(ORDERS, id.as_bytes())?
             .filter(|r| visible_to(self.party(), r));
-        let outcome = if rec.is_some() { Outcome::Ok } else { Outcome::Refused };
-        audit::append(&tx, Event::by(self.caller, "order.view", Some(id.to_string()), outcome))?;
+        let outcome = if rec.is_some() {
+            Outcome::Ok
+        } else {
+            Outcome::Refused
+        };
+        audit::append(
+            &tx,
+            Event::by(self.caller, "order.view", Some(id.to_string()), outcome),
+        )?;
         tx.commit()?;
         rec.ok_or(StoreError::NotFound)
     }
 
     /// Records a refused attempt at an order id that did not even parse.
     pub fn refuse(&self, action: &'static str) -> Result<()> {
-        audit::record(self.store, Event::by(self.caller, action, None, Outcome::Refused)).map(|_| ())
+        audit::record(
+            self.store,
+            Event::by(self.caller, action, None, Outcome::Refused),
+        )
+        .map(|_| ())
     }
 
     /// Creates an order for `facility_id`. Facility users may only create orders for
     /// their own facility; agency staff for any active referring facility; providers
     /// never. The caller checks the facility exists and is a referring facility.
-    pub fn create(&self, facility_id: Uuid, data: OrderData, warnings: Vec<FieldWarning>) -> Result<OrderRecord> {
+    pub fn create(
+        &self,
+        facility_id: Uuid,
+        data: OrderData,
+        warnings: Vec<FieldWarning>,
+    ) -> Result<OrderRecord> {
         match self.party() {
             Party::Agency => {}
             Party::Facility(own) if own == facility_id => {}
@@ -190,7 +210,15 @@ impl<'s> OrderScope<'s> {
             provider_access: Vec::new(),
         };
         put_record(&tx, &rec)?;
-        audit::append(&tx, Event::by(self.caller, "order.create", Some(rec.id.to_string()), Outcome::Ok))?;
+        audit::append(
+            &tx,
+            Event::by(
+                self.caller,
+                "order.create",
+                Some(rec.id.to_string()),
+                Outcome::Ok,
+            ),
+        )?;
         tx.commit()?;
         Ok(rec)
     }

@@ -67,27 +67,18 @@ fn entries_in<T: DeserializeOwned>(
     desc: bool,
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, T)>> {
-    let mut out = Vec::new();
     let range = table.range(lo..hi)?;
-    let mut visit = |item: std::result::Result<(redb::AccessGuard<'_, &'static [u8]>, redb::AccessGuard<'_, &'static [u8]>), redb::StorageError>| -> Result<bool> {
+    let items: Box<dyn Iterator<Item = _>> = if desc {
+        Box::new(range.rev())
+    } else {
+        Box::new(range)
+    };
+    let mut out = Vec::new();
+    for item in items.take(limit) {
         let (k, v) = item?;
         let key = k.value().to_vec();
         let value = open_value(keys, def, &key, v.value())?;
         out.push((key, value));
-        Ok(out.len() < limit)
-    };
-    if desc {
-        for item in range.rev() {
-            if !visit(item)? {
-                break;
-            }
-        }
-    } else {
-        for item in range {
-            if !visit(item)? {
-                break;
-            }
-        }
     }
     Ok(out)
 }
@@ -138,7 +129,10 @@ impl<'s> WriteTx<'s> {
         match last {
             Some((k, v)) => {
                 let key = k.value().to_vec();
-                Ok(Some((key.clone(), open_value(self.keys, def, &key, v.value())?)))
+                Ok(Some((
+                    key.clone(),
+                    open_value(self.keys, def, &key, v.value())?,
+                )))
             }
             None => Ok(None),
         }
@@ -176,7 +170,15 @@ impl<'s> ReadTx<'s> {
         desc: bool,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, T)>> {
-        entries_in(self.keys, def, &self.tx.open_table(def)?, lo, hi, desc, limit)
+        entries_in(
+            self.keys,
+            def,
+            &self.tx.open_table(def)?,
+            lo,
+            hi,
+            desc,
+            limit,
+        )
     }
 
     pub fn len(&self, def: Def) -> Result<u64> {

@@ -25,7 +25,9 @@ const JSON_LIMIT: usize = 1024 * 1024;
 pub fn routes() -> Route {
     Route::new()
         .at("/organizations", post(create_org))
+        .at("/organizations/:id/disable", post(disable_org))
         .at("/users", post(create_user))
+        .at("/users/:id/disable", post(disable_user))
         .at("/orders", get(list_orders).post(create_order))
         .at("/orders/:id", get(get_order))
 }
@@ -43,7 +45,10 @@ async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         if e.inner().is_data() && path != "." {
-            AppError::Invalid(vec![FieldError { field: path, message: "has the wrong type".into() }])
+            AppError::Invalid(vec![FieldError {
+                field: path,
+                message: "has the wrong type".into(),
+            }])
         } else {
             AppError::BadRequest("the body is not valid JSON".into())
         }
@@ -65,7 +70,9 @@ async fn create_org(req: &Request, api: ApiCaller, body: Body) -> poem::Result<R
     let input: NewOrgInput = json_body(body).await?;
     let new = input.parse().map_err(AppError::Invalid)?;
     let org = admin.create_org(&new).map_err(AppError::from)?;
-    Ok(created(serde_json::json!({ "id": org.id, "name": org.name, "kind": org.kind })))
+    Ok(created(
+        serde_json::json!({ "id": org.id, "name": org.name, "kind": org.kind }),
+    ))
 }
 
 #[handler]
@@ -74,15 +81,24 @@ async fn create_user(req: &Request, api: ApiCaller, body: Body) -> poem::Result<
     let admin = admin(&state, &api)?;
     let input: NewUserInput = json_body(body).await?;
     let new = input.parse().map_err(AppError::Invalid)?;
-    let hash = state.hasher.hash(&input.password).await.map_err(AppError::from)?;
+    let hash = state
+        .hasher
+        .hash(&input.password)
+        .await
+        .map_err(AppError::from)?;
     let user = admin.create_user(&new, hash).map_err(|e| match e {
-        StoreError::Conflict("email") => AppError::field("email", "is already used by another account"),
-        StoreError::Conflict("organization_id") => {
-            AppError::field("organization_id", "must be an active organization that fits the role")
+        StoreError::Conflict("email") => {
+            AppError::field("email", "is already used by another account")
         }
+        StoreError::Conflict("organization_id") => AppError::field(
+            "organization_id",
+            "must be an active organization that fits the role",
+        ),
         other => other.into(),
     })?;
-    Ok(created(serde_json::json!({ "id": user.id, "email": user.email, "role": user.role })))
+    Ok(created(
+        serde_json::json!({ "id": user.id, "email": user.email, "role": user.role }),
+    ))
 }
 
 /// An order as the API shows it: its fields plus id, number, status, timestamps.
@@ -133,24 +149,39 @@ struct ListQuery {
 }
 
 #[handler]
-async fn list_orders(req: &Request, api: ApiCaller, Query(q): Query<ListQuery>) -> poem::Result<Response> {
+async fn list_orders(
+    req: &Request,
+    api: ApiCaller,
+    Query(q): Query<ListQuery>,
+) -> poem::Result<Response> {
     let state = state(req)?;
     let status = match q.status.as_deref() {
-        Some(s) => Some(Status::parse(s).ok_or_else(|| AppError::field("status", "is not an order state"))?),
+        Some(s) => Some(
+            Status::parse(s).ok_or_else(|| AppError::field("status", "is not an order state"))?,
+        ),
         None => None,
     };
     let cursor = match q.cursor.as_deref() {
-        Some(c) => Some(Uuid::parse_str(c).map_err(|_| AppError::field("cursor", "is not a cursor from this API"))?),
+        Some(c) => Some(
+            Uuid::parse_str(c)
+                .map_err(|_| AppError::field("cursor", "is not a cursor from this API"))?,
+        ),
         None => None,
     };
     let limit = q.limit.unwrap_or(state.cfg.page_size).clamp(1, 200);
-    let page = OrderScope::new(&state.store, &api.caller).list(status, cursor, limit).map_err(AppError::from)?;
+    let page = OrderScope::new(&state.store, &api.caller)
+        .list(status, cursor, limit)
+        .map_err(AppError::from)?;
     let items: Vec<OrderOut<'_>> = page.items.iter().map(order_out).collect();
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next })).into_response())
 }
 
 #[handler]
-async fn get_order(req: &Request, api: ApiCaller, Path(id): Path<String>) -> poem::Result<Response> {
+async fn get_order(
+    req: &Request,
+    api: ApiCaller,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
     let state = state(req)?;
     let scope = OrderScope::new(&state.store, &api.caller);
     let Ok(id) = Uuid::parse_str(&id) else {
@@ -158,5 +189,45 @@ async fn get_order(req: &Request, api: ApiCaller, Path(id): Path<String>) -> poe
         return Err(AppError::NotFound.into());
     };
     let rec = scope.get(id).map_err(AppError::from)?;
-    Ok(Json(serde_json::to_value(order_out(&rec)).map_err(|e| AppError::Internal(e.to_string()))?).into_response())
+    Ok(
+        Json(serde_json::to_value(order_out(&rec)).map_err(|e| AppError::Internal(e.to_string()))?)
+            .into_response(),
+    )
+}
+
+fn path_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::NotFound)
+}
+
+fn conflict(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict(why) => AppError::BadRequest(why.to_string()),
+        other => other.into(),
+    }
+}
+
+#[handler]
+async fn disable_org(
+    req: &Request,
+    api: ApiCaller,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    admin(&state, &api)?
+        .disable_org(path_id(&id)?)
+        .map_err(conflict)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[handler]
+async fn disable_user(
+    req: &Request,
+    api: ApiCaller,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    admin(&state, &api)?
+        .disable_user(path_id(&id)?)
+        .map_err(conflict)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -50,7 +50,10 @@ impl AppError {
     }
 
     pub fn field(field: &str, message: &str) -> Self {
-        AppError::Invalid(vec![FieldError { field: field.into(), message: message.into() }])
+        AppError::Invalid(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
     }
 
     /// The message shown to a person (never the cause of a 500).
@@ -100,8 +103,18 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
-pub fn problem_response(status: StatusCode, title: String, errors: Vec<FieldError>, retry_after: Option<u64>) -> Response {
-    let body = Problem { kind: "about:blank", title, status: status.as_u16(), errors };
+pub fn problem_response(
+    status: StatusCode,
+    title: String,
+    errors: Vec<FieldError>,
+    retry_after: Option<u64>,
+) -> Response {
+    let body = Problem {
+        kind: "about:blank",
+        title,
+        status: status.as_u16(),
+        errors,
+    };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut resp = Response::builder()
         .status(status)
@@ -111,8 +124,10 @@ pub fn problem_response(status: StatusCode, title: String, errors: Vec<FieldErro
         resp.headers_mut().insert("retry-after", secs.into());
     }
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut()
-            .insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
+        resp.headers_mut().insert(
+            "www-authenticate",
+            poem::http::HeaderValue::from_static("Bearer"),
+        );
     }
     resp
 }

@@ -30,7 +30,9 @@ pub fn state(req: &Request) -> Result<Arc<AppState>, AppError> {
 }
 
 pub fn source(req: &Request) -> Option<String> {
-    req.remote_addr().as_socket_addr().map(|a| a.ip().to_string())
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
 }
 
 pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
@@ -85,9 +87,18 @@ impl<'a> FromRequest<'a> for Viewer {
             .ok_or(AppError::SignInRequired)?;
         let org_name = {
             let tx = state.store.read().map_err(AppError::from)?;
-            accounts::org(&tx, user.org_id).map_err(AppError::from)?.map(|o| o.name).unwrap_or_default()
+            accounts::org(&tx, user.org_id)
+                .map_err(AppError::from)?
+                .map(|o| o.name)
+                .unwrap_or_default()
         };
-        Ok(Viewer { caller: user.caller(source(req)), user, org_name, session, token: token.to_string() })
+        Ok(Viewer {
+            caller: user.caller(source(req)),
+            user,
+            org_name,
+            session,
+            token: token.to_string(),
+        })
     }
 }
 
@@ -101,8 +112,11 @@ impl<'a> FromRequest<'a> for AdminCap {
             return Ok(AdminCap(viewer));
         }
         let state = state(req)?;
-        audit::record(&state.store, Event::by(&viewer.caller, "admin.access", None, Outcome::Refused))
-            .map_err(AppError::from)?;
+        audit::record(
+            &state.store,
+            Event::by(&viewer.caller, "admin.access", None, Outcome::Refused),
+        )
+        .map_err(AppError::from)?;
         Err(AppError::NotFound.into())
     }
 }
@@ -124,13 +138,19 @@ impl<'a> FromRequest<'a> for ApiCaller {
         let user = accounts::token_user(&state.store, secret)
             .map_err(AppError::from)?
             .ok_or(AppError::SignInRequired)?;
-        Ok(ApiCaller { caller: user.caller(source(req)), user })
+        Ok(ApiCaller {
+            caller: user.caller(source(req)),
+            user,
+        })
     }
 }
 
 /// Refuses a state change that a browser marks as coming from another site.
 fn same_origin(req: &Request) -> Result<(), AppError> {
-    if req.header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
+    if req
+        .header("sec-fetch-site")
+        .is_some_and(|s| s == "cross-site" || s == "same-site")
+    {
         return Err(AppError::Csrf);
     }
     if let (Some(origin), Some(host)) = (req.header("origin"), req.header("host")) {
@@ -152,7 +172,8 @@ async fn read_form(body: &mut RequestBody) -> Result<Vec<(String, String)>, AppE
             poem::error::ReadBodyError::PayloadTooLarge => AppError::TooLarge,
             _ => AppError::BadRequest("the form could not be read".into()),
         })?;
-    serde_urlencoded::from_bytes(&bytes).map_err(|_| AppError::BadRequest("the form could not be read".into()))
+    serde_urlencoded::from_bytes(&bytes)
+        .map_err(|_| AppError::BadRequest("the form could not be read".into()))
 }
 
 /// Form fields, in order, with helpers for single values.
@@ -160,11 +181,19 @@ pub struct FormFields(pub Vec<(String, String)>);
 
 impl FormFields {
     pub fn get(&self, name: &str) -> &str {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -181,8 +210,11 @@ impl<'a> FromRequest<'a> for Posted {
         let form = FormFields(read_form(body).await?);
         if !crypto::ct_eq(form.get("csrf").as_bytes(), viewer.session.csrf.as_bytes()) {
             let state = state(req)?;
-            audit::record(&state.store, Event::by(&viewer.caller, "csrf.reject", None, Outcome::Refused))
-                .map_err(AppError::from)?;
+            audit::record(
+                &state.store,
+                Event::by(&viewer.caller, "csrf.reject", None, Outcome::Refused),
+            )
+            .map_err(AppError::from)?;
             return Err(AppError::Csrf.into());
         }
         Ok(Posted { viewer, form })
@@ -205,7 +237,10 @@ impl<'a> FromRequest<'a> for AnonPosted {
         same_origin(req)?;
         let pre = cookie(req, PRE_COOKIE).ok_or(AppError::Csrf)?;
         let form = FormFields(read_form(body).await?);
-        if !crypto::ct_eq(form.get("csrf").as_bytes(), anon_csrf(&state, pre).as_bytes()) {
+        if !crypto::ct_eq(
+            form.get("csrf").as_bytes(),
+            anon_csrf(&state, pre).as_bytes(),
+        ) {
             return Err(AppError::Csrf.into());
         }
         Ok(AnonPosted { form })

@@ -48,12 +48,26 @@ impl AppState {
             cfg.password_hash_concurrency,
         )
         .map_err(|e| e.to_string())?;
-        let throttle = Throttle::new(cfg.signin_max_failures, Duration::from_secs(cfg.signin_cooldown_minutes * 60));
-        Ok(Self { store, cfg, templates: Templates::load()?, hasher, throttle, setup_code: Mutex::new(None) })
+        let throttle = Throttle::new(
+            cfg.signin_max_failures,
+            Duration::from_secs(cfg.signin_cooldown_minutes * 60),
+        );
+        Ok(Self {
+            store,
+            cfg,
+            templates: Templates::load()?,
+            hasher,
+            throttle,
+            setup_code: Mutex::new(None),
+        })
     }
 
     pub fn anonymous_base(&self, title: &str) -> Base {
-        Base { title: title.into(), agency_name: self.cfg.agency_name.clone(), ..Base::default() }
+        Base {
+            title: title.into(),
+            agency_name: self.cfg.agency_name.clone(),
+            ..Base::default()
+        }
     }
 }
 
@@ -65,14 +79,22 @@ fn secure_headers(resp: &mut Response, cacheable: bool) {
     let set = |h: &mut poem::http::HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+    set(
+        h,
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    );
     set(h, "content-security-policy", CSP);
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
     set(h, "x-frame-options", "DENY");
     set(h, "cross-origin-opener-policy", "same-origin");
     set(h, "cross-origin-resource-policy", "same-origin");
-    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()");
+    set(
+        h,
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    );
     if cacheable {
         set(h, "cache-control", "public, max-age=3600");
     } else {
@@ -96,13 +118,26 @@ fn page_error(state: &AppState, err: poem::Error) -> Response {
     }
     let status = app.map_or(err.status(), AppError::status);
     let (heading, message) = match (status.as_u16(), app) {
-        (404, _) => ("Not found".to_string(), "There is nothing here, or you do not have access to it.".to_string()),
-        (500, _) => ("Something went wrong".to_string(), "The error was logged. Please try again.".to_string()),
-        (_, Some(app)) => (status.canonical_reason().unwrap_or("Error").to_string(), app.public_message()),
-        _ => (status.canonical_reason().unwrap_or("Error").to_string(), "The request could not be handled.".into()),
+        (404, _) => (
+            "Not found".to_string(),
+            "There is nothing here, or you do not have access to it.".to_string(),
+        ),
+        (500, _) => (
+            "Something went wrong".to_string(),
+            "The error was logged. Please try again.".to_string(),
+        ),
+        (_, Some(app)) => (
+            status.canonical_reason().unwrap_or("Error").to_string(),
+            app.public_message(),
+        ),
+        _ => (
+            status.canonical_reason().unwrap_or("Error").to_string(),
+            "The request could not be handled.".into(),
+        ),
     };
     let base = state.anonymous_base(&heading);
-    let page = serde_json::json!({ "status": status.as_u16(), "heading": heading, "message": message });
+    let page =
+        serde_json::json!({ "status": status.as_u16(), "heading": heading, "message": message });
     let mut resp = match state.templates.render("error.html", &base, page) {
         Ok(html) => html.into_response(),
         Err(_) => heading.into_response(),
@@ -123,8 +158,15 @@ fn healthz(req: &Request) -> poem::Result<Response> {
         "version": env!("CARGO_PKG_VERSION"),
         "store": if ok { "ok" } else { "unavailable" },
     });
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    Ok(Response::builder().status(status).content_type("application/json").body(body.to_string()))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body.to_string()))
 }
 
 /// All routes, with state, error mapping and security headers applied.
@@ -142,16 +184,29 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", pages)
         .data(state)
         .around(|ep, req| async move {
-            let cacheable = req.uri().path().starts_with("/assets/");
+            let path = req.uri().path().to_string();
+            let method = req.method().clone();
+            let started = std::time::Instant::now();
+            let cacheable = path.starts_with("/assets/");
             let mut resp = ep.get_response(req).await;
             secure_headers(&mut resp, cacheable);
+            // Paths carry ids only (never PHI); query strings are not logged.
+            tracing::info!(
+                %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
             Ok(resp)
         })
 }
 
 pub fn rustls_config(tls: &TlsMaterial) -> RustlsConfig {
     RustlsConfig::new().fallback(
-        RustlsCertificate::new().cert(tls.cert_pem.clone().into_bytes()).key(tls.key_pem.clone().into_bytes()),
+        RustlsCertificate::new()
+            .cert(tls.cert_pem.clone().into_bytes())
+            .key(tls.key_pem.clone().into_bytes()),
     )
 }
 
@@ -161,7 +216,10 @@ pub async fn bind(
     listen: std::net::SocketAddr,
     tls: &TlsMaterial,
 ) -> std::io::Result<(impl Acceptor + use<>, std::net::SocketAddr)> {
-    let acceptor = TcpListener::bind(listen).rustls(rustls_config(tls)).into_acceptor().await?;
+    let acceptor = TcpListener::bind(listen)
+        .rustls(rustls_config(tls))
+        .into_acceptor()
+        .await?;
     let addr = acceptor
         .local_addr()
         .first()

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::domain::order::{
-    AddressInput, CaregiverInput, DiagnosisInput, DmeItemInput, FieldError, InsuranceInput, OrderInput,
-    PatientInput, PhysicianInput, ServiceInput,
+    AddressInput, CaregiverInput, DiagnosisInput, DmeItemInput, FieldError, InsuranceInput,
+    OrderInput, PatientInput, PhysicianInput, ServiceInput,
 };
 use crate::web::extract::FormFields;
 
@@ -30,7 +30,9 @@ impl PathMap {
             .0
             .iter()
             .filter(|(from, _)| {
-                path == from || path.starts_with(&format!("{from}.")) || path.starts_with(&format!("{from}["))
+                path == from
+                    || path.starts_with(&format!("{from}."))
+                    || path.starts_with(&format!("{from}["))
             })
             .max_by_key(|(from, _)| from.len());
         match best {
@@ -54,7 +56,10 @@ fn number(form: &FormFields, name: &str, errors: &mut Vec<FieldError>) -> Option
     match raw.parse::<i64>() {
         Ok(n) => Some(n),
         Err(_) => {
-            errors.push(FieldError { field: name.into(), message: "must be a whole number".into() });
+            errors.push(FieldError {
+                field: name.into(),
+                message: "must be a whole number".into(),
+            });
             None
         }
     }
@@ -84,7 +89,9 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
             payer: g(&format!("{p}.payer")),
             member_id: g(&format!("{p}.member_id")),
         };
-        let filled = [&plan.plan_type, &plan.payer, &plan.member_id].iter().any(|s| !s.trim().is_empty());
+        let filled = [&plan.plan_type, &plan.payer, &plan.member_id]
+            .iter()
+            .any(|s| !s.trim().is_empty());
         if i == 0 || filled {
             map.add(format!("insurance[{}]", insurance.len()), p);
             insurance.push(plan);
@@ -108,7 +115,10 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
 
     let mut services = Vec::new();
     let mut add_service = |kind: &str, s: ServiceInput, map: &mut PathMap| {
-        map.add(format!("services[{}]", services.len()), format!("svc.{kind}"));
+        map.add(
+            format!("services[{}]", services.len()),
+            format!("svc.{kind}"),
+        );
         services.push(s);
     };
     if form.get("svc.home_health") == "on" {
@@ -134,9 +144,18 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
                 continue;
             }
             map.add(format!("services[{index}].items[{}]", items.len()), p);
-            items.push(DmeItemInput { hcpcs, description, quantity: quantity.unwrap_or(0) });
+            items.push(DmeItemInput {
+                hcpcs,
+                description,
+                quantity: quantity.unwrap_or(0),
+            });
         }
-        let s = ServiceInput { kind: "dme".into(), items, notes: g("svc.dme.notes"), ..ServiceInput::default() };
+        let s = ServiceInput {
+            kind: "dme".into(),
+            items,
+            notes: g("svc.dme.notes"),
+            ..ServiceInput::default()
+        };
         add_service("dme", s, &mut map);
     }
     if form.get("svc.caregiver") == "on" {
@@ -179,7 +198,10 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
         },
         insurance,
         diagnoses,
-        ordering_physician: PhysicianInput { name: g("ordering_physician.name"), npi: g("ordering_physician.npi") },
+        ordering_physician: PhysicianInput {
+            name: g("ordering_physician.name"),
+            npi: g("ordering_physician.npi"),
+        },
         discharge_date: g("discharge_date"),
         face_to_face_date: opt(form.get("face_to_face_date")),
         services,
@@ -190,7 +212,10 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
 
 /// The index the next service line will get (home health may precede DME).
 fn services_len_hint(map: &PathMap) -> usize {
-    map.0.iter().filter(|(from, _)| from.starts_with("services[") && !from.contains('.')).count()
+    map.0
+        .iter()
+        .filter(|(from, _)| from.starts_with("services[") && !from.contains('.'))
+        .count()
 }
 
 /// What the user typed, to show again after a refused submit (never passwords).
@@ -250,7 +275,12 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> FormFields {
-        FormFields(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        FormFields(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -266,8 +296,14 @@ mod tests {
         let (input, map, errors) = read(&f);
         assert!(errors.is_empty());
         assert_eq!(input.services.len(), 2);
-        assert_eq!(map.to_form("services[0].items[0].hcpcs"), "svc.dme.items[2].hcpcs");
-        assert_eq!(map.to_form("services[1].hours_per_week"), "svc.caregiver.hours_per_week");
+        assert_eq!(
+            map.to_form("services[0].items[0].hcpcs"),
+            "svc.dme.items[2].hcpcs"
+        );
+        assert_eq!(
+            map.to_form("services[1].hours_per_week"),
+            "svc.caregiver.hours_per_week"
+        );
         assert_eq!(map.to_form("diagnoses[0].code"), "diagnoses[1].code");
         assert!(input.diagnoses[0].primary);
         assert_eq!(map.to_form("patient.dob"), "patient.dob");
@@ -275,7 +311,10 @@ mod tests {
 
     #[test]
     fn non_numbers_are_reported_on_their_field() {
-        let f = form(&[("svc.caregiver", "on"), ("svc.caregiver.hours_per_week", "twelve")]);
+        let f = form(&[
+            ("svc.caregiver", "on"),
+            ("svc.caregiver.hours_per_week", "twelve"),
+        ]);
         let (_, _, errors) = read(&f);
         assert_eq!(errors[0].field, "svc.caregiver.hours_per_week");
     }

@@ -25,9 +25,12 @@ impl Templates {
     pub fn load() -> Result<Self, String> {
         let mut env = Environment::new();
         for name in TemplateFiles::iter() {
-            let file = TemplateFiles::get(&name).ok_or_else(|| format!("template {name} missing"))?;
-            let text = String::from_utf8(file.data.into_owned()).map_err(|_| format!("template {name} is not UTF-8"))?;
-            env.add_template_owned(name.to_string(), text).map_err(|e| format!("template {name}: {e}"))?;
+            let file =
+                TemplateFiles::get(&name).ok_or_else(|| format!("template {name} missing"))?;
+            let text = String::from_utf8(file.data.into_owned())
+                .map_err(|_| format!("template {name} is not UTF-8"))?;
+            env.add_template_owned(name.to_string(), text)
+                .map_err(|e| format!("template {name}: {e}"))?;
         }
         Ok(Self { env })
     }
@@ -37,7 +40,12 @@ impl Templates {
     }
 
     /// Renders `name` with the page's own view merged over the common layout data.
-    pub fn render(&self, name: &str, base: &Base, page: impl Serialize) -> Result<Html<String>, AppError> {
+    pub fn render(
+        &self,
+        name: &str,
+        base: &Base,
+        page: impl Serialize,
+    ) -> Result<Html<String>, AppError> {
         let ctx = context! { ..Value::from(Serde(&page)), ..Value::from(Serde(base)) };
         self.env
             .get_template(name)
@@ -88,6 +96,9 @@ pub fn when(ms: i64) -> String {
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }

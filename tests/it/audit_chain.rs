@@ -6,7 +6,9 @@ use std::process::Command;
 use ihms_connect::store::audit::{self, Filter, Outcome};
 use reqwest::StatusCode;
 
-use crate::common::{ADMIN_EMAIL, Browser, PASSWORD, fixture, order_body, sign_in, spawn_app, world};
+use crate::common::{
+    ADMIN_EMAIL, Browser, PASSWORD, fixture, order_body, sign_in, spawn_app, world,
+};
 
 fn verify(data_dir: &std::path::Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ihms-connect"))
@@ -14,7 +16,11 @@ fn verify(data_dir: &std::path::Path) -> (bool, String) {
         .arg(data_dir)
         .output()
         .expect("run");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -38,14 +44,28 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
     let order = order_body(&fixture("discharge-orders.json")[0], &w.orgs);
     let (_, created) = app.post_json(&w.fac2_token, "/api/v1/orders", &order).await;
     let id = created["id"].as_str().expect("id").to_string();
-    let (status, _) = app.get_json(&w.fac2_token, &format!("/api/v1/orders/{id}")).await;
+    let (status, _) = app
+        .get_json(&w.fac2_token, &format!("/api/v1/orders/{id}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = app.get_json(&w.fac3_token, &format!("/api/v1/orders/{id}")).await;
+    let (status, _) = app
+        .get_json(&w.fac3_token, &format!("/api/v1/orders/{id}"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let anon = Browser { client: app.client(), base: app.base.clone() };
-    anon.submit("/signin", "/signin", &[("email", ADMIN_EMAIL), ("password", "wrong password here")]).await;
+    let anon = Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
+    anon.submit(
+        "/signin",
+        "/signin",
+        &[("email", ADMIN_EMAIL), ("password", "wrong password here")],
+    )
+    .await;
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
-    let (status, html) = admin.page("/admin/audit?action=order.view&outcome=refused").await;
+    let (status, html) = admin
+        .page("/admin/audit?action=order.view&outcome=refused")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(&id), "the refusal names the order id");
     app.stop().await;
@@ -54,7 +74,11 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
     let tx = store.read().expect("read");
     let (entries, _) = audit::list(&tx, &Filter::default(), 10_000).expect("list");
     drop(tx);
-    let has = |action: &str, outcome: Outcome| entries.iter().any(|e| e.action == action && e.outcome == outcome);
+    let has = |action: &str, outcome: Outcome| {
+        entries
+            .iter()
+            .any(|e| e.action == action && e.outcome == outcome)
+    };
     for (action, outcome) in [
         ("signin", Outcome::Ok),
         ("signin", Outcome::Failed),
@@ -68,8 +92,15 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
         assert!(has(action, outcome), "{action} {outcome:?} audited");
     }
     let all = serde_json::to_string(&entries).expect("json");
-    for phi in [&order["patient"]["last_name"], &order["patient"]["mrn"], &order["insurance"][0]["member_id"]] {
-        assert!(!all.contains(phi.as_str().expect("s")), "no PHI in audit entries");
+    for phi in [
+        &order["patient"]["last_name"],
+        &order["patient"]["mrn"],
+        &order["insurance"][0]["member_id"],
+    ] {
+        assert!(
+            !all.contains(phi.as_str().expect("s")),
+            "no PHI in audit entries"
+        );
     }
     assert!(!all.contains(ADMIN_EMAIL), "no emails in audit entries");
     let count = entries.len() as u64;
@@ -83,7 +114,10 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
     let edited = app.dir.path().join("edited");
     copy_dir(&app.cfg.data_dir, &edited);
     {
-        let cfg = ihms_connect::config::Config { data_dir: edited.clone(), ..app.cfg.clone() };
+        let cfg = ihms_connect::config::Config {
+            data_dir: edited.clone(),
+            ..app.cfg.clone()
+        };
         let s = ihms_connect::ops::open_store(&cfg).expect("open copy");
         let mut e = audit::system_entry(&s, 5).expect("get").expect("entry 5");
         e.action = "order.create".into();
@@ -96,7 +130,10 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
     let removed = app.dir.path().join("removed");
     copy_dir(&app.cfg.data_dir, &removed);
     {
-        let cfg = ihms_connect::config::Config { data_dir: removed.clone(), ..app.cfg.clone() };
+        let cfg = ihms_connect::config::Config {
+            data_dir: removed.clone(),
+            ..app.cfg.clone()
+        };
         let s = ihms_connect::ops::open_store(&cfg).expect("open copy");
         audit::system_remove_entry(&s, 4).expect("remove");
     }
@@ -107,7 +144,10 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
     let swapped = app.dir.path().join("swapped");
     copy_dir(&app.cfg.data_dir, &swapped);
     {
-        let cfg = ihms_connect::config::Config { data_dir: swapped.clone(), ..app.cfg.clone() };
+        let cfg = ihms_connect::config::Config {
+            data_dir: swapped.clone(),
+            ..app.cfg.clone()
+        };
         let s = ihms_connect::ops::open_store(&cfg).expect("open copy");
         let six = audit::system_entry(&s, 6).expect("get").expect("6");
         let seven = audit::system_entry(&s, 7).expect("get").expect("7");

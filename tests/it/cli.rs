@@ -10,17 +10,27 @@ use crate::common::PASSWORD;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ihms-connect"));
-    c.env_remove("IHMS_CONFIG").env_remove("CREDENTIALS_DIRECTORY");
+    c.env_remove("IHMS_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY");
     c
 }
 
 fn run(args: &[&str], data_dir: &Path) -> Output {
-    bin().args(args).arg("--data-dir").arg(data_dir).output().expect("run")
+    bin()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run")
 }
 
 fn cheap_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("config.toml");
-    std::fs::write(&path, "password_hash_memory_kib = 64\npassword_hash_iterations = 1\n").expect("config");
+    std::fs::write(
+        &path,
+        "password_hash_memory_kib = 64\npassword_hash_iterations = 1\n",
+    )
+    .expect("config");
     path
 }
 
@@ -43,7 +53,10 @@ fn every_command_has_help() {
     ] {
         let out = bin().args(&args).output().expect("run");
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -56,7 +69,12 @@ fn init_then_token_then_verify_and_init_refuses_an_initialised_dir() {
     let cfg = cheap_config(tmp.path());
     let init = |data: &Path| {
         bin()
-            .args(["init", "--admin-email", "it@agency.test", "--admin-password-file"])
+            .args([
+                "init",
+                "--admin-email",
+                "it@agency.test",
+                "--admin-password-file",
+            ])
             .arg(&pw)
             .arg("--config")
             .arg(&cfg)
@@ -66,23 +84,47 @@ fn init_then_token_then_verify_and_init_refuses_an_initialised_dir() {
             .expect("run")
     };
     let out = init(&data);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let again = init(&data);
     assert!(!again.status.success());
     assert!(stderr_line(&again).contains("already initialised"));
 
     let token = bin()
-        .args(["token", "create", "--email", "IT@agency.test", "--name", "ehr"])
+        .args([
+            "token",
+            "create",
+            "--email",
+            "IT@agency.test",
+            "--name",
+            "ehr",
+        ])
         .arg("--data-dir")
         .arg(&data)
         .output()
         .expect("run");
-    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
     let secret = String::from_utf8_lossy(&token.stdout).trim().to_string();
     assert!(secret.starts_with("ihms_") && secret.len() > 40, "{secret}");
-    assert_eq!(String::from_utf8_lossy(&token.stdout).lines().count(), 1, "only the token on stdout");
+    assert_eq!(
+        String::from_utf8_lossy(&token.stdout).lines().count(),
+        1,
+        "only the token on stdout"
+    );
 
-    let unknown = bin().args(["token", "create", "--email", "nobody@agency.test"]).arg("--data-dir").arg(&data).output().expect("run");
+    let unknown = bin()
+        .args(["token", "create", "--email", "nobody@agency.test"])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run");
     assert!(!unknown.status.success());
     stderr_line(&unknown);
 
@@ -110,12 +152,20 @@ fn misuse_is_one_clear_line_and_a_non_zero_exit() {
 
     // A password file that is missing or too short.
     let data = tmp.path().join("data");
-    for (file, expect) in [(tmp.path().join("nope"), "cannot read password file"), (tmp.path().join("short"), "at least 12")] {
+    for (file, expect) in [
+        (tmp.path().join("nope"), "cannot read password file"),
+        (tmp.path().join("short"), "at least 12"),
+    ] {
         if file.ends_with("short") {
             std::fs::write(&file, "short\n").expect("write");
         }
         let out = bin()
-            .args(["init", "--admin-email", "it@agency.test", "--admin-password-file"])
+            .args([
+                "init",
+                "--admin-email",
+                "it@agency.test",
+                "--admin-password-file",
+            ])
             .arg(&file)
             .arg("--data-dir")
             .arg(&data)
@@ -135,7 +185,13 @@ fn misuse_is_one_clear_line_and_a_non_zero_exit() {
     // A malformed config file.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "listen = 42\n").expect("write");
-    let out = bin().args(["audit", "verify", "--config"]).arg(&bad).arg("--data-dir").arg(&data).output().expect("run");
+    let out = bin()
+        .args(["audit", "verify", "--config"])
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(stderr_line(&out).contains("bad.toml"));
 }
@@ -144,10 +200,15 @@ fn misuse_is_one_clear_line_and_a_non_zero_exit() {
 fn a_data_dir_of_an_unknown_version_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
-    let cfg = ihms_connect::config::Config { data_dir: data.clone(), ..Default::default() };
+    let cfg = ihms_connect::config::Config {
+        data_dir: data.clone(),
+        ..Default::default()
+    };
     {
         let (store, _) = ihms_connect::ops::open_or_create_store(&cfg).expect("create");
-        store.system_raw_put("bootstrap", b"format_version", Some(&99u32.to_be_bytes())).expect("put");
+        store
+            .system_raw_put("bootstrap", b"format_version", Some(&99u32.to_be_bytes()))
+            .expect("put");
     }
     let out = run(&["audit", "verify"], &data);
     assert!(!out.status.success());
@@ -193,7 +254,10 @@ fn serve_on_an_empty_dir_prints_setup_answers_health_and_stops_on_sigterm() {
     let all = lines.join("\n");
     assert!(all.contains("listening on https://localhost:"), "{all}");
     assert!(all.contains("SHA-256 fingerprint"), "{all}");
-    assert!(all.contains("/setup") && all.contains("setup code"), "{all}");
+    assert!(
+        all.contains("/setup") && all.contains("setup code"),
+        "{all}"
+    );
     let port: u16 = all
         .split("https://localhost:")
         .nth(1)
@@ -204,12 +268,20 @@ fn serve_on_an_empty_dir_prints_setup_answers_health_and_stops_on_sigterm() {
     assert!(data.join("master.key").exists() && data.join("tls/ca.pem").exists());
 
     // A second instance on the same port fails with one line.
-    let (mut second, _) = serve(&tmp.path().join("data2"), &cfg, &format!("127.0.0.1:{port}"));
+    let (mut second, _) = serve(
+        &tmp.path().join("data2"),
+        &cfg,
+        &format!("127.0.0.1:{port}"),
+    );
     let status = second.wait().expect("wait");
     assert!(!status.success());
     let mut err = String::new();
-    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut err).expect("read");
-    assert!(err.contains("error: cannot listen on") && err.contains("already in use"), "{err}");
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut err)
+        .expect("read");
+    assert!(
+        err.contains("error: cannot listen on") && err.contains("already in use"),
+        "{err}"
+    );
 
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let ca = std::fs::read(data.join("tls/ca.pem")).expect("ca");
@@ -218,11 +290,19 @@ fn serve_on_an_empty_dir_prints_setup_answers_health_and_stops_on_sigterm() {
             .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("ca")])
             .build()
             .expect("client");
-        let health = client.get(format!("https://localhost:{port}/healthz")).send().await.expect("health");
+        let health = client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .expect("health");
         assert_eq!(health.status(), 200);
     });
     // SIGTERM: a graceful, successful exit.
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
     let mut waited = 0;
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {

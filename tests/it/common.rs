@@ -14,7 +14,9 @@ pub const ADMIN_EMAIL: &str = "ada.admin@ihms.test";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn shared(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(path)
 }
 
 pub fn fixture(name: &str) -> Value {
@@ -65,7 +67,7 @@ async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
     })
     .await
     .expect("start");
-    let ca_pem = running.ca_pem.clone().expect("generated CA");
+    let ca_pem = running.ca_pem.clone().unwrap_or_default();
     App {
         base: format!("https://localhost:{}", running.addr.port()),
         ca_pem,
@@ -106,14 +108,27 @@ impl App {
     }
 
     pub async fn post_json(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
-        let resp = self.client().post(self.url(path)).bearer_auth(token).json(body).send().await.expect("send");
+        let resp = self
+            .client()
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
         let status = resp.status();
         let value = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, value)
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        let resp = self.client().get(self.url(path)).bearer_auth(token).send().await.expect("send");
+        let resp = self
+            .client()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
         let status = resp.status();
         let value = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, value)
@@ -125,7 +140,11 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
     let needle = format!("name=\"{name}\" value=\"");
     let start = html.find(&needle)? + needle.len();
     let end = html[start..].find('"')?;
-    Some(html[start..start + end].replace("&#x2f;", "/").replace("&#x3d;", "="))
+    Some(
+        html[start..start + end]
+            .replace("&#x2f;", "/")
+            .replace("&#x3d;", "="),
+    )
 }
 
 /// A browser-like session for one user.
@@ -145,29 +164,55 @@ impl Browser {
     }
 
     /// Posts a form with the CSRF token taken from `form_page`.
-    pub async fn submit(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn submit(
+        &self,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let (_, html) = self.page(form_page).await;
         let csrf = input_value(&html, "csrf").expect("csrf field");
         let mut body: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
         body.extend_from_slice(fields);
-        self.client.post(self.url(action)).form(&body).send().await.expect("post")
+        self.client
+            .post(self.url(action))
+            .form(&body)
+            .send()
+            .await
+            .expect("post")
     }
 
     /// Creates an API token through the account page and returns it.
     pub async fn api_token(&self) -> String {
-        let resp = self.submit("/account/tokens", "/account/tokens", &[("name", "tests")]).await;
+        let resp = self
+            .submit("/account/tokens", "/account/tokens", &[("name", "tests")])
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         let html = resp.text().await.expect("text");
-        let start = html.find("id=\"new-token\">").expect("token shown") + "id=\"new-token\">".len();
+        let start =
+            html.find("id=\"new-token\">").expect("token shown") + "id=\"new-token\">".len();
         let end = html[start..].find('<').expect("end");
         html[start..start + end].trim().to_string()
     }
 }
 
 pub async fn sign_in(app: &App, email: &str, password: &str) -> Browser {
-    let browser = Browser { client: app.client(), base: app.base.clone() };
-    let resp = browser.submit("/signin", "/signin", &[("email", email), ("password", password)]).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "sign-in of {email} should redirect");
+    let browser = Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
+    let resp = browser
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", email), ("password", password)],
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "sign-in of {email} should redirect"
+    );
     browser
 }
 
@@ -177,9 +222,14 @@ pub async fn create_fixture_orgs(app: &App) -> HashMap<String, String> {
     let mut ids = HashMap::new();
     for group in ["referring_facilities", "providers"] {
         for org in orgs[group].as_array().expect("list") {
-            let (status, body) = app.post_json(&app.admin_token, "/api/v1/organizations", org).await;
+            let (status, body) = app
+                .post_json(&app.admin_token, "/api/v1/organizations", org)
+                .await;
             assert_eq!(status, StatusCode::CREATED, "{body}");
-            ids.insert(org["key"].as_str().expect("key").to_string(), body["id"].as_str().expect("id").to_string());
+            ids.insert(
+                org["key"].as_str().expect("key").to_string(),
+                body["id"].as_str().expect("id").to_string(),
+            );
         }
     }
     ids
@@ -188,7 +238,9 @@ pub async fn create_fixture_orgs(app: &App) -> HashMap<String, String> {
 pub async fn create_user(app: &App, email: &str, role: &str, org_id: &str) -> String {
     let body = json!({ "email": email, "name": format!("User {email}"), "role": role,
                        "organization_id": org_id, "password": PASSWORD });
-    let (status, body) = app.post_json(&app.admin_token, "/api/v1/users", &body).await;
+    let (status, body) = app
+        .post_json(&app.admin_token, "/api/v1/users", &body)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["id"].as_str().expect("id").to_string()
 }
@@ -214,12 +266,29 @@ pub struct World {
 pub async fn world(app: &App) -> World {
     let orgs = create_fixture_orgs(app).await;
     let agency = agency_id(app).await;
-    create_user(app, "planner@gulfcoast.test", "facility_user", &orgs["fac2"]).await;
-    create_user(app, "planner@pinellasrehab.test", "facility_user", &orgs["fac3"]).await;
+    create_user(
+        app,
+        "planner@gulfcoast.test",
+        "facility_user",
+        &orgs["fac2"],
+    )
+    .await;
+    create_user(
+        app,
+        "planner@pinellasrehab.test",
+        "facility_user",
+        &orgs["fac3"],
+    )
+    .await;
     create_user(app, "intake@harborhh.test", "provider_user", &orgs["prov1"]).await;
     create_user(app, "coordinator@ihms.test", "staff", &agency).await;
     let mut tokens = Vec::new();
-    for email in ["planner@gulfcoast.test", "planner@pinellasrehab.test", "intake@harborhh.test", "coordinator@ihms.test"] {
+    for email in [
+        "planner@gulfcoast.test",
+        "planner@pinellasrehab.test",
+        "intake@harborhh.test",
+        "coordinator@ihms.test",
+    ] {
         tokens.push(sign_in(app, email, PASSWORD).await.api_token().await);
     }
     World {

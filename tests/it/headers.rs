@@ -6,15 +6,28 @@ use crate::common::{ADMIN_EMAIL, PASSWORD, sign_in, spawn_app};
 
 fn check(resp: &reqwest::Response, what: &str, cacheable: bool) {
     let h = resp.headers();
-    let get = |k: &str| h.get(k).map(|v| v.to_str().expect("ascii").to_string()).unwrap_or_default();
-    assert!(get("strict-transport-security").contains("max-age="), "{what}: HSTS");
+    let get = |k: &str| {
+        h.get(k)
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        get("strict-transport-security").contains("max-age="),
+        "{what}: HSTS"
+    );
     let csp = get("content-security-policy");
-    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{what}: CSP {csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{what}: CSP {csp}"
+    );
     assert!(!csp.contains("unsafe-inline"), "{what}: CSP must be strict");
     assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
     assert_eq!(get("referrer-policy"), "no-referrer", "{what}");
     if cacheable {
-        assert!(!get("cache-control").contains("no-store"), "{what}: assets may be cached");
+        assert!(
+            !get("cache-control").contains("no-store"),
+            "{what}: assets may be cached"
+        );
     } else {
         assert_eq!(get("cache-control"), "no-store", "{what}");
     }
@@ -26,20 +39,66 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let anon = app.client();
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
     let cases = [
-        (anon.get(app.url("/signin")).send().await.expect("r"), "sign-in page", StatusCode::OK),
-        (anon.get(app.url("/healthz")).send().await.expect("r"), "health", StatusCode::OK),
-        (anon.get(app.url("/nope")).send().await.expect("r"), "404 page", StatusCode::NOT_FOUND),
-        (anon.get(app.url("/api/v1/orders")).send().await.expect("r"), "API 401", StatusCode::UNAUTHORIZED),
-        (anon.get(app.url("/api/v1/nope")).send().await.expect("r"), "API 404", StatusCode::NOT_FOUND),
-        (anon.get(app.url("/orders")).send().await.expect("r"), "redirect", StatusCode::SEE_OTHER),
-        (admin.client.get(app.url("/orders")).send().await.expect("r"), "PHI page", StatusCode::OK),
-        (admin.client.get(app.url("/orders/00000000-0000-7000-8000-000000000000")).send().await.expect("r"), "missing order", StatusCode::NOT_FOUND),
+        (
+            anon.get(app.url("/signin")).send().await.expect("r"),
+            "sign-in page",
+            StatusCode::OK,
+        ),
+        (
+            anon.get(app.url("/healthz")).send().await.expect("r"),
+            "health",
+            StatusCode::OK,
+        ),
+        (
+            anon.get(app.url("/nope")).send().await.expect("r"),
+            "404 page",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            anon.get(app.url("/api/v1/orders")).send().await.expect("r"),
+            "API 401",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            anon.get(app.url("/api/v1/nope")).send().await.expect("r"),
+            "API 404",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            anon.get(app.url("/orders")).send().await.expect("r"),
+            "redirect",
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            admin
+                .client
+                .get(app.url("/orders"))
+                .send()
+                .await
+                .expect("r"),
+            "PHI page",
+            StatusCode::OK,
+        ),
+        (
+            admin
+                .client
+                .get(app.url("/orders/00000000-0000-7000-8000-000000000000"))
+                .send()
+                .await
+                .expect("r"),
+            "missing order",
+            StatusCode::NOT_FOUND,
+        ),
     ];
     for (resp, what, status) in &cases {
         assert_eq!(resp.status(), *status, "{what}");
         check(resp, what, false);
     }
-    let css = anon.get(app.url("/assets/style.css")).send().await.expect("css");
+    let css = anon
+        .get(app.url("/assets/style.css"))
+        .send()
+        .await
+        .expect("css");
     assert_eq!(css.status(), StatusCode::OK);
     check(&css, "stylesheet", true);
 }
@@ -47,7 +106,12 @@ async fn every_kind_of_response_carries_the_security_headers() {
 #[tokio::test]
 async fn health_answers_without_authentication() {
     let app = spawn_app().await;
-    let resp = app.client().get(app.url("/healthz")).send().await.expect("health");
+    let resp = app
+        .client()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(resp.status(), StatusCode::OK);
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["status"], "ok");
@@ -58,6 +122,9 @@ async fn plain_http_is_not_served() {
     let app = spawn_app().await;
     let port = app.base.rsplit(':').next().expect("port");
     let plain = reqwest::Client::builder().build().expect("client");
-    let result = plain.get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    let result = plain
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
     assert!(result.is_err() || !result.expect("resp").status().is_success());
 }

@@ -37,11 +37,24 @@ async fn facility_users_submit_fixture_orders_and_each_party_sees_only_its_own()
             "fac3" => &w.fac3_token,
             _ => &w.staff_token, // staff enter orders on behalf of other facilities
         };
-        let (status, body) = app.post_json(token, "/api/v1/orders", &order_body(order, &w.orgs)).await;
-        assert_eq!(status, StatusCode::CREATED, "{} {body}", order["fixture_id"]);
+        let (status, body) = app
+            .post_json(token, "/api/v1/orders", &order_body(order, &w.orgs))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{} {body}",
+            order["fixture_id"]
+        );
         assert!(body["number"].as_str().expect("number").starts_with("DO-"));
-        assert!(numbers.insert(body["number"].as_str().expect("n").to_string()), "numbers are unique");
-        by_facility.entry(key.to_string()).or_default().push(body["id"].as_str().expect("id").to_string());
+        assert!(
+            numbers.insert(body["number"].as_str().expect("n").to_string()),
+            "numbers are unique"
+        );
+        by_facility
+            .entry(key.to_string())
+            .or_default()
+            .push(body["id"].as_str().expect("id").to_string());
     }
     let total = orders.as_array().expect("orders").len();
 
@@ -68,7 +81,11 @@ async fn facility_users_submit_fixture_orders_and_each_party_sees_only_its_own()
     // Details: own orders open; every foreign id answers 404 like a missing one.
     for (key, ids) in &by_facility {
         for id in ids {
-            for (token, own) in [(&w.fac2_token, "fac2"), (&w.fac3_token, "fac3"), (&w.provider_token, "-")] {
+            for (token, own) in [
+                (&w.fac2_token, "fac2"),
+                (&w.fac3_token, "fac3"),
+                (&w.provider_token, "-"),
+            ] {
                 let (status, body) = app.get_json(token, &format!("/api/v1/orders/{id}")).await;
                 if key == own {
                     assert_eq!(status, StatusCode::OK);
@@ -76,16 +93,28 @@ async fn facility_users_submit_fixture_orders_and_each_party_sees_only_its_own()
                     assert_eq!(body["status"], json!("submitted"));
                     assert!(body["patient"]["last_name"].is_string());
                 } else {
-                    assert_eq!(status, StatusCode::NOT_FOUND, "{own} must not see {key}'s order");
+                    assert_eq!(
+                        status,
+                        StatusCode::NOT_FOUND,
+                        "{own} must not see {key}'s order"
+                    );
                     assert!(!body.to_string().contains("patient"));
                 }
             }
-            let (status, _) = app.get_json(&w.staff_token, &format!("/api/v1/orders/{id}")).await;
+            let (status, _) = app
+                .get_json(&w.staff_token, &format!("/api/v1/orders/{id}"))
+                .await;
             assert_eq!(status, StatusCode::OK);
         }
     }
-    for bogus in ["00000000-0000-7000-8000-000000000000", "not-an-id", "..%2F..%2Fetc"] {
-        let (status, _) = app.get_json(&w.staff_token, &format!("/api/v1/orders/{bogus}")).await;
+    for bogus in [
+        "00000000-0000-7000-8000-000000000000",
+        "not-an-id",
+        "..%2F..%2Fetc",
+    ] {
+        let (status, _) = app
+            .get_json(&w.staff_token, &format!("/api/v1/orders/{bogus}"))
+            .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
@@ -96,9 +125,16 @@ async fn an_order_reads_back_normalized_with_its_fields() {
     let w = world(&app).await;
     let mut order = order_body(&fixture("discharge-orders.json")[1], &w.orgs); // order-002, fac4, medicare
     order["diagnoses"][0]["code"] = json!("e119");
-    let (status, created) = app.post_json(&w.staff_token, "/api/v1/orders", &order).await;
+    let (status, created) = app
+        .post_json(&w.staff_token, "/api/v1/orders", &order)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (status, got) = app.get_json(&w.staff_token, &format!("/api/v1/orders/{}", created["id"].as_str().expect("id"))).await;
+    let (status, got) = app
+        .get_json(
+            &w.staff_token,
+            &format!("/api/v1/orders/{}", created["id"].as_str().expect("id")),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["number"], created["number"]);
     assert_eq!(got["diagnoses"][0]["code"], json!("E11.9"));
@@ -115,24 +151,45 @@ async fn facility_users_cannot_file_for_another_facility_and_providers_cannot_fi
     let w = world(&app).await;
     let order = fixture("discharge-orders.json")[0].clone(); // fac2
     // fac3's user naming fac2 is refused, naming the field.
-    let (status, body) = app.post_json(&w.fac3_token, "/api/v1/orders", &order_body(&order, &w.orgs)).await;
+    let (status, body) = app
+        .post_json(
+            &w.fac3_token,
+            "/api/v1/orders",
+            &order_body(&order, &w.orgs),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], json!("referring_facility"));
     // Omitting it files for the user's own facility.
     let mut own = order.clone();
-    own.as_object_mut().expect("obj").remove("referring_facility");
+    own.as_object_mut()
+        .expect("obj")
+        .remove("referring_facility");
     let (status, created) = app.post_json(&w.fac2_token, "/api/v1/orders", &own).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (_, got) = app.get_json(&w.fac2_token, &format!("/api/v1/orders/{}", created["id"].as_str().expect("id"))).await;
+    let (_, got) = app
+        .get_json(
+            &w.fac2_token,
+            &format!("/api/v1/orders/{}", created["id"].as_str().expect("id")),
+        )
+        .await;
     assert_eq!(got["referring_facility"], json!(w.orgs["fac2"]));
     // Staff must name an existing referring facility (a provider's id is refused).
     let mut wrong = order.clone();
     wrong["referring_facility"] = json!(w.orgs["prov1"]);
-    let (status, body) = app.post_json(&w.staff_token, "/api/v1/orders", &wrong).await;
+    let (status, body) = app
+        .post_json(&w.staff_token, "/api/v1/orders", &wrong)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], json!("referring_facility"));
     // Providers cannot submit at all.
-    let (status, _) = app.post_json(&w.provider_token, "/api/v1/orders", &order_body(&order, &w.orgs)).await;
+    let (status, _) = app
+        .post_json(
+            &w.provider_token,
+            "/api/v1/orders",
+            &order_body(&order, &w.orgs),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -142,9 +199,20 @@ async fn every_invalid_fixture_is_refused_naming_its_field_and_nothing_is_stored
     let w = world(&app).await;
     for case in fixture("invalid-orders.json").as_array().expect("cases") {
         let field = case["field"].as_str().expect("field");
-        let (status, body) = app.post_json(&w.staff_token, "/api/v1/orders", &order_body(&case["order"], &w.orgs)).await;
+        let (status, body) = app
+            .post_json(
+                &w.staff_token,
+                "/api/v1/orders",
+                &order_body(&case["order"], &w.orgs),
+            )
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
-        let fields: Vec<&str> = body["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
         assert!(fields.contains(&field), "{field} not named in {fields:?}");
         // No PHI echoed back in the error.
         let text = body.to_string();
@@ -174,10 +242,18 @@ async fn api_errors_are_problem_json_and_wrong_types_name_their_field() {
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let body: Value = resp.json().await.expect("json");
-    assert_eq!(body["errors"][0]["field"], json!("services[0].items[0].quantity"));
+    assert_eq!(
+        body["errors"][0]["field"],
+        json!("services[0].items[0].quantity")
+    );
 
     // No token, a bad token, and malformed JSON.
-    let resp = app.client().get(app.url("/api/v1/orders")).send().await.expect("send");
+    let resp = app
+        .client()
+        .get(app.url("/api/v1/orders"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let (status, _) = app.get_json("ihms_forged", "/api/v1/orders").await;
@@ -194,7 +270,11 @@ async fn api_errors_are_problem_json_and_wrong_types_name_their_field() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     // Non-admins cannot create users or organizations.
     let (status, _) = app
-        .post_json(&w.staff_token, "/api/v1/organizations", &json!({"name": "X", "kind": "dme"}))
+        .post_json(
+            &w.staff_token,
+            "/api/v1/organizations",
+            &json!({"name": "X", "kind": "dme"}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -206,19 +286,40 @@ async fn lists_filter_by_status_and_page_with_cursors() {
     let orders = fixture("discharge-orders.json");
     let mut created = Vec::new();
     for order in orders.as_array().expect("orders").iter().take(5) {
-        let (_, body) = app.post_json(&w.staff_token, "/api/v1/orders", &order_body(order, &w.orgs)).await;
+        let (_, body) = app
+            .post_json(
+                &w.staff_token,
+                "/api/v1/orders",
+                &order_body(order, &w.orgs),
+            )
+            .await;
         created.push(body["id"].as_str().expect("id").to_string());
     }
     let (_, page) = app.get_json(&w.staff_token, "/api/v1/orders?limit=2").await;
-    let first: Vec<&str> = page["items"].as_array().expect("items").iter().map(|i| i["id"].as_str().expect("id")).collect();
-    assert_eq!(first, vec![created[4].as_str(), created[3].as_str()], "newest first");
+    let first: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        first,
+        vec![created[4].as_str(), created[3].as_str()],
+        "newest first"
+    );
     let (_, last) = app.get_json(&w.staff_token, "/api/v1/orders?limit=5").await;
     assert!(last["next_cursor"].is_null(), "no cursor on the last page");
-    let (_, none) = app.get_json(&w.staff_token, "/api/v1/orders?status=completed").await;
+    let (_, none) = app
+        .get_json(&w.staff_token, "/api/v1/orders?status=completed")
+        .await;
     assert_eq!(none["items"], json!([]));
-    let (_, sub) = app.get_json(&w.staff_token, "/api/v1/orders?status=submitted&limit=50").await;
+    let (_, sub) = app
+        .get_json(&w.staff_token, "/api/v1/orders?status=submitted&limit=50")
+        .await;
     assert_eq!(sub["items"].as_array().expect("items").len(), 5);
-    let (status, body) = app.get_json(&w.staff_token, "/api/v1/orders?status=bogus").await;
+    let (status, body) = app
+        .get_json(&w.staff_token, "/api/v1/orders?status=bogus")
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], json!("status"));
 }

@@ -2,12 +2,17 @@
 
 use reqwest::StatusCode;
 
-use crate::common::{ADMIN_EMAIL, Browser, PASSWORD, input_value, sign_in, spawn_app, spawn_app_with};
+use crate::common::{
+    ADMIN_EMAIL, Browser, PASSWORD, input_value, sign_in, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn the_session_cookie_is_host_only_secure_httponly_and_new_at_each_sign_in() {
     let app = spawn_app().await;
-    let browser = Browser { client: app.client(), base: app.base.clone() };
+    let browser = Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
     let (_, html) = browser.page("/signin").await;
     let csrf = input_value(&html, "csrf").expect("csrf");
     let mut cookies = Vec::new();
@@ -15,7 +20,11 @@ async fn the_session_cookie_is_host_only_secure_httponly_and_new_at_each_sign_in
         let resp = browser
             .client
             .post(browser.url("/signin"))
-            .form(&[("csrf", csrf.as_str()), ("email", ADMIN_EMAIL), ("password", PASSWORD)])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", ADMIN_EMAIL),
+                ("password", PASSWORD),
+            ])
             .send()
             .await
             .expect("post");
@@ -43,9 +52,20 @@ async fn signing_out_kills_the_session_on_the_server() {
     let (_, html) = admin.page("/orders").await;
     let csrf = input_value(&html, "csrf").expect("csrf");
     // Keep the raw cookie to replay it after sign-out.
-    let stolen = admin.client.get(admin.url("/orders")).send().await.expect("get");
+    let stolen = admin
+        .client
+        .get(admin.url("/orders"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(stolen.status(), StatusCode::OK);
-    let resp = admin.client.post(admin.url("/signout")).form(&[("csrf", csrf.as_str())]).send().await.expect("post");
+    let resp = admin
+        .client
+        .post(admin.url("/signout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let (status, _) = admin.page("/orders").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "signed out");
@@ -58,13 +78,20 @@ async fn a_replayed_session_cookie_is_dead_after_sign_out() {
     let (_, html) = admin.page("/orders").await;
     let csrf = input_value(&html, "csrf").expect("csrf");
     // Capture the cookie by signing in on a fresh client and reading Set-Cookie.
-    let raw = Browser { client: app.client(), base: app.base.clone() };
+    let raw = Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
     let (_, page) = raw.page("/signin").await;
     let token = input_value(&page, "csrf").expect("csrf");
     let resp = raw
         .client
         .post(raw.url("/signin"))
-        .form(&[("csrf", token.as_str()), ("email", ADMIN_EMAIL), ("password", PASSWORD)])
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", ADMIN_EMAIL),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .expect("post");
@@ -72,7 +99,14 @@ async fn a_replayed_session_cookie_is_dead_after_sign_out() {
         .headers()
         .get_all("set-cookie")
         .iter()
-        .map(|v| v.to_str().expect("ascii").split(';').next().expect("pair").to_string())
+        .map(|v| {
+            v.to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_string()
+        })
         .find(|c| c.starts_with("__Host-ihms_session="))
         .expect("cookie");
     let plain = reqwest::Client::builder()
@@ -80,12 +114,27 @@ async fn a_replayed_session_cookie_is_dead_after_sign_out() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let ok = plain.get(app.url("/orders")).header("cookie", &cookie).send().await.expect("get");
+    let ok = plain
+        .get(app.url("/orders"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(ok.status(), StatusCode::OK);
     let (_, html2) = raw.page("/orders").await;
     let csrf2 = input_value(&html2, "csrf").expect("csrf");
-    raw.client.post(raw.url("/signout")).form(&[("csrf", csrf2.as_str())]).send().await.expect("post");
-    let dead = plain.get(app.url("/orders")).header("cookie", &cookie).send().await.expect("get");
+    raw.client
+        .post(raw.url("/signout"))
+        .form(&[("csrf", csrf2.as_str())])
+        .send()
+        .await
+        .expect("post");
+    let dead = plain
+        .get(app.url("/orders"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(dead.status(), StatusCode::SEE_OTHER);
     // The first browser's session is independent and still alive.
     assert!(!csrf.is_empty());
@@ -95,30 +144,74 @@ async fn a_replayed_session_cookie_is_dead_after_sign_out() {
 #[tokio::test]
 async fn failed_sign_ins_are_throttled_per_account_even_with_the_right_password() {
     let app = spawn_app_with(|c| c.signin_max_failures = 3).await;
-    let browser = Browser { client: app.client(), base: app.base.clone() };
+    let browser = Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
     for _ in 0..3 {
-        let resp = browser.submit("/signin", "/signin", &[("email", ADMIN_EMAIL), ("password", "wrong password!!")]).await;
+        let resp = browser
+            .submit(
+                "/signin",
+                "/signin",
+                &[("email", ADMIN_EMAIL), ("password", "wrong password!!")],
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         let html = resp.text().await.expect("html");
-        assert!(html.contains("do not match"), "same message for every failure");
+        assert!(
+            html.contains("do not match"),
+            "same message for every failure"
+        );
     }
-    let resp = browser.submit("/signin", "/signin", &[("email", ADMIN_EMAIL), ("password", PASSWORD)]).await;
+    let resp = browser
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", ADMIN_EMAIL), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(resp.headers().contains_key("retry-after"));
     // Another account from the same address is not blocked yet.
-    let resp = browser.submit("/signin", "/signin", &[("email", "nobody@ihms.test"), ("password", PASSWORD)]).await;
+    let resp = browser
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", "nobody@ihms.test"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn unknown_emails_and_wrong_passwords_look_the_same() {
     let app = spawn_app().await;
-    let browser = Browser { client: app.client(), base: app.base.clone() };
-    let a = browser.submit("/signin", "/signin", &[("email", "nobody@ihms.test"), ("password", PASSWORD)]).await;
-    let b = browser.submit("/signin", "/signin", &[("email", ADMIN_EMAIL), ("password", "not the password")]).await;
+    let browser = Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
+    let a = browser
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", "nobody@ihms.test"), ("password", PASSWORD)],
+        )
+        .await;
+    let b = browser
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", ADMIN_EMAIL), ("password", "not the password")],
+        )
+        .await;
     assert_eq!(a.status(), b.status());
     let (a, b) = (a.text().await.expect("a"), b.text().await.expect("b"));
-    let strip = |s: &str| s.lines().filter(|l| !l.contains("csrf") && !l.contains("value=")).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("csrf") && !l.contains("value="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(strip(&a), strip(&b));
 }
 
@@ -131,13 +224,34 @@ async fn idle_and_absolute_timeouts_end_sessions() {
     std::fs::write(&pw, PASSWORD).expect("pw");
     ihms_connect::ops::init(&cfg, ADMIN_EMAIL, "Ada", &pw).expect("init");
     let store = ihms_connect::ops::open_store(&cfg).expect("store");
-    let user = accounts::user_by_email(&store, ADMIN_EMAIL).expect("q").expect("user");
+    let user = accounts::user_by_email(&store, ADMIN_EMAIL)
+        .expect("q")
+        .expect("user");
     let (token, _) = accounts::start_session(&store, &user, None).expect("session");
-    assert!(accounts::session(&store, &token, 60_000, 3_600_000).expect("q").is_some());
+    assert!(
+        accounts::session(&store, &token, 60_000, 3_600_000)
+            .expect("q")
+            .is_some()
+    );
     std::thread::sleep(std::time::Duration::from_millis(20));
-    assert!(accounts::session(&store, &token, 5, 3_600_000).expect("q").is_none(), "idle timeout");
+    assert!(
+        accounts::session(&store, &token, 5, 3_600_000)
+            .expect("q")
+            .is_none(),
+        "idle timeout"
+    );
     let (token, _) = accounts::start_session(&store, &user, None).expect("session");
     std::thread::sleep(std::time::Duration::from_millis(20));
-    assert!(accounts::session(&store, &token, 60_000, 5).expect("q").is_none(), "absolute timeout");
-    assert!(accounts::session(&store, &token, 60_000, 3_600_000).expect("q").is_none(), "expired sessions are deleted");
+    assert!(
+        accounts::session(&store, &token, 60_000, 5)
+            .expect("q")
+            .is_none(),
+        "absolute timeout"
+    );
+    assert!(
+        accounts::session(&store, &token, 60_000, 3_600_000)
+            .expect("q")
+            .is_none(),
+        "expired sessions are deleted"
+    );
 }

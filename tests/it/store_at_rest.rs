@@ -28,14 +28,26 @@ async fn no_patient_name_mrn_or_member_id_is_stored_in_plaintext() {
     let w = world(&app).await;
     let orders = fixture("discharge-orders.json");
     for order in orders.as_array().expect("orders") {
-        let (status, body) = app.post_json(&w.staff_token, "/api/v1/orders", &order_body(order, &w.orgs)).await;
+        let (status, body) = app
+            .post_json(
+                &w.staff_token,
+                "/api/v1/orders",
+                &order_body(order, &w.orgs),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     app.stop().await;
     let mut needles: Vec<String> = Vec::new();
     for order in orders.as_array().expect("orders") {
         let p = &order["patient"];
-        for v in [&p["first_name"], &p["last_name"], &p["mrn"], &p["address"]["line1"], &p["phone"]] {
+        for v in [
+            &p["first_name"],
+            &p["last_name"],
+            &p["mrn"],
+            &p["address"]["line1"],
+            &p["phone"],
+        ] {
             needles.push(v.as_str().expect("str").to_string());
         }
         for plan in order["insurance"].as_array().expect("plans") {
@@ -51,7 +63,11 @@ async fn no_patient_name_mrn_or_member_id_is_stored_in_plaintext() {
     for path in all {
         let bytes = std::fs::read(&path).expect("read");
         for needle in &needles {
-            assert!(!contains(&bytes, needle.as_bytes()), "{needle:?} found in plaintext in {}", path.display());
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "{needle:?} found in plaintext in {}",
+                path.display()
+            );
         }
     }
 }
@@ -67,8 +83,13 @@ async fn a_wrong_master_key_is_a_clear_error() {
     };
     assert_eq!(mode, 0o600, "the master key file is private");
     std::fs::write(&key, format!("{}\n", "ab".repeat(32))).expect("write");
-    let err = ihms_connect::ops::open_store(&app.cfg).err().expect("must fail");
-    assert!(err.to_string().contains("master key does not open"), "{err}");
+    let err = ihms_connect::ops::open_store(&app.cfg)
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string().contains("master key does not open"),
+        "{err}"
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ihms-connect"))
         .args(["audit", "verify", "--data-dir"])
         .arg(&app.cfg.data_dir)
@@ -76,7 +97,10 @@ async fn a_wrong_master_key_is_a_clear_error() {
         .expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("master key does not open this data directory"), "{stderr}");
+    assert!(
+        stderr.contains("master key does not open this data directory"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
 
@@ -87,7 +111,13 @@ async fn a_value_moved_to_another_record_fails_to_open() {
     let orders = fixture("discharge-orders.json");
     let mut ids = Vec::new();
     for order in orders.as_array().expect("orders").iter().take(2) {
-        let (_, body) = app.post_json(&w.staff_token, "/api/v1/orders", &order_body(order, &w.orgs)).await;
+        let (_, body) = app
+            .post_json(
+                &w.staff_token,
+                "/api/v1/orders",
+                &order_body(order, &w.orgs),
+            )
+            .await;
         ids.push(uuid::Uuid::parse_str(body["id"].as_str().expect("id")).expect("uuid"));
     }
     app.stop().await;
@@ -103,13 +133,15 @@ async fn a_value_moved_to_another_record_fails_to_open() {
             }
         })
         .expect("scan");
-    store.system_raw_put("orders", ids[1].as_bytes(), Some(&sealed.expect("found"))).expect("put");
+    store
+        .system_raw_put("orders", ids[1].as_bytes(), Some(&sealed.expect("found")))
+        .expect("put");
     let admin = ihms_connect::store::accounts::user_by_email(&store, crate::common::ADMIN_EMAIL)
         .expect("q")
         .expect("admin");
     let caller = admin.caller(None);
     let scope = ihms_connect::store::orders::OrderScope::new(&store, &caller);
     assert!(scope.get(ids[0]).is_ok());
-    let err = scope.get(ids[1]).err().expect("moved value must not open");
+    let err = scope.get(ids[1]).expect_err("moved value must not open");
     assert!(err.to_string().contains("damaged"), "{err}");
 }

@@ -3,7 +3,9 @@
 
 use reqwest::StatusCode;
 
-use crate::common::{ADMIN_EMAIL, PASSWORD, agency_id, create_fixture_orgs, create_user, sign_in, spawn_app};
+use crate::common::{
+    ADMIN_EMAIL, PASSWORD, agency_id, create_fixture_orgs, create_user, sign_in, spawn_app,
+};
 
 fn order_form<'a>(facility: &'a str, last_name: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -50,11 +52,26 @@ fn order_form<'a>(facility: &'a str, last_name: &'a str) -> Vec<(&'a str, &'a st
 async fn staff_enter_an_order_through_the_web_form_and_see_it_in_the_list() {
     let app = spawn_app().await;
     let orgs = create_fixture_orgs(&app).await;
-    create_user(&app, "coordinator@ihms.test", "staff", &agency_id(&app).await).await;
+    create_user(
+        &app,
+        "coordinator@ihms.test",
+        "staff",
+        &agency_id(&app).await,
+    )
+    .await;
     let staff = sign_in(&app, "coordinator@ihms.test", PASSWORD).await;
-    let resp = staff.submit("/orders/new", "/orders/new", &order_form(&orgs["fac1"], "Pemberton")).await;
+    let resp = staff
+        .submit(
+            "/orders/new",
+            "/orders/new",
+            &order_form(&orgs["fac1"], "Pemberton"),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let location = resp.headers()["location"].to_str().expect("location").to_string();
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     assert!(location.starts_with("/orders/"));
     assert!(!location.contains("Pemberton"), "no PHI in URLs");
     let (status, html) = staff.page(&location).await;
@@ -64,7 +81,13 @@ async fn staff_enter_an_order_through_the_web_form_and_see_it_in_the_list() {
     assert!(list.contains("Pemberton"));
     // The facility's planner sees it too; another facility's does not.
     create_user(&app, "planner@bayside.test", "facility_user", &orgs["fac1"]).await;
-    create_user(&app, "planner@gulfcoast.test", "facility_user", &orgs["fac2"]).await;
+    create_user(
+        &app,
+        "planner@gulfcoast.test",
+        "facility_user",
+        &orgs["fac2"],
+    )
+    .await;
     let own = sign_in(&app, "planner@bayside.test", PASSWORD).await;
     assert_eq!(own.page(&location).await.0, StatusCode::OK);
     let other = sign_in(&app, "planner@gulfcoast.test", PASSWORD).await;
@@ -93,11 +116,24 @@ async fn a_refused_form_names_each_field_and_keeps_what_was_typed() {
     let resp = planner.submit("/orders/new", "/orders/new", &fields).await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.expect("html");
-    for id in ["f-ordering_physician-npi", "f-svc-dme-items-0-hcpcs", "f-patient-address-zip"] {
-        assert!(html.contains(&format!("href=\"#{id}\"")), "summary links to {id}");
-        assert!(html.contains(&format!("id=\"{id}-error\"")), "error shown at {id}");
+    for id in [
+        "f-ordering_physician-npi",
+        "f-svc-dme-items-0-hcpcs",
+        "f-patient-address-zip",
+    ] {
+        assert!(
+            html.contains(&format!("href=\"#{id}\"")),
+            "summary links to {id}"
+        );
+        assert!(
+            html.contains(&format!("id=\"{id}-error\"")),
+            "error shown at {id}"
+        );
     }
-    assert!(html.contains("value=\"Pemberton\""), "typed values are kept");
+    assert!(
+        html.contains("value=\"Pemberton\""),
+        "typed values are kept"
+    );
     assert!(html.contains("value=\"3375\""));
     let (_, list) = planner.page("/orders").await;
     assert!(!list.contains("Pemberton"), "nothing stored");
@@ -108,16 +144,35 @@ async fn forms_without_the_csrf_token_are_refused() {
     let app = spawn_app().await;
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
     for (action, body) in [
-        ("/admin/organizations", vec![("name", "Sneaky DME"), ("kind", "dme")]),
+        (
+            "/admin/organizations",
+            vec![("name", "Sneaky DME"), ("kind", "dme")],
+        ),
         ("/signout", vec![]),
         ("/orders/new", vec![("priority", "routine")]),
     ] {
-        let resp = admin.client.post(admin.url(action)).form(&body).send().await.expect("post");
+        let resp = admin
+            .client
+            .post(admin.url(action))
+            .form(&body)
+            .send()
+            .await
+            .expect("post");
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{action}");
         let mut forged = body.clone();
         forged.push(("csrf", "forged"));
-        let resp = admin.client.post(admin.url(action)).form(&forged).send().await.expect("post");
-        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{action} with a forged token");
+        let resp = admin
+            .client
+            .post(admin.url(action))
+            .form(&forged)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "{action} with a forged token"
+        );
     }
     // A cross-site post with the right token is refused too.
     let (_, html) = admin.page("/admin/organizations").await;
@@ -126,12 +181,22 @@ async fn forms_without_the_csrf_token_are_refused() {
         .client
         .post(admin.url("/admin/organizations"))
         .header("origin", "https://evil.example")
-        .form(&[("csrf", csrf.as_str()), ("name", "Sneaky DME"), ("kind", "dme")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Sneaky DME"),
+            ("kind", "dme"),
+        ])
         .send()
         .await
         .expect("post");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert!(!admin.page("/admin/organizations").await.1.contains("Sneaky"));
+    assert!(
+        !admin
+            .page("/admin/organizations")
+            .await
+            .1
+            .contains("Sneaky")
+    );
     // Sign-in itself needs its form token.
     let anon = app.client();
     let resp = anon
@@ -151,24 +216,52 @@ async fn admins_manage_organizations_and_users_in_the_web_ui() {
         .submit(
             "/admin/organizations",
             "/admin/organizations",
-            &[("name", "Bayview Medical Supply"), ("kind", "dme"), ("npi", "1830400390"), ("city", "Clearwater"), ("state", "FL"), ("zip", "33755")],
+            &[
+                ("name", "Bayview Medical Supply"),
+                ("kind", "dme"),
+                ("npi", "1830400390"),
+                ("city", "Clearwater"),
+                ("state", "FL"),
+                ("zip", "33755"),
+            ],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let resp = admin
-        .submit("/admin/organizations", "/admin/organizations", &[("name", "Bad NPI Home Health"), ("kind", "home_health"), ("npi", "1830400391")])
+        .submit(
+            "/admin/organizations",
+            "/admin/organizations",
+            &[
+                ("name", "Bad NPI Home Health"),
+                ("kind", "home_health"),
+                ("npi", "1830400391"),
+            ],
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(resp.text().await.expect("html").contains("id=\"f-npi-error\""));
+    assert!(
+        resp.text()
+            .await
+            .expect("html")
+            .contains("id=\"f-npi-error\"")
+    );
     let (_, html) = admin.page("/admin/users").await;
-    let at = html.find("Bayview Medical Supply (").expect("org in picker");
+    let at = html
+        .find("Bayview Medical Supply (")
+        .expect("org in picker");
     let vstart = html[..at].rfind("value=\"").expect("value") + 7;
     let org_id = html[vstart..vstart + 36].to_string();
     let resp = admin
         .submit(
             "/admin/users",
             "/admin/users",
-            &[("name", "Dee Supply"), ("email", "dee@bayview.test"), ("role", "provider_user"), ("organization_id", &org_id), ("password", PASSWORD)],
+            &[
+                ("name", "Dee Supply"),
+                ("email", "dee@bayview.test"),
+                ("role", "provider_user"),
+                ("organization_id", &org_id),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -177,7 +270,13 @@ async fn admins_manage_organizations_and_users_in_the_web_ui() {
         .submit(
             "/admin/users",
             "/admin/users",
-            &[("name", "Wrong Fit"), ("email", "wrong@bayview.test"), ("role", "facility_user"), ("organization_id", &org_id), ("password", PASSWORD)],
+            &[
+                ("name", "Wrong Fit"),
+                ("email", "wrong@bayview.test"),
+                ("role", "facility_user"),
+                ("organization_id", &org_id),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -186,7 +285,13 @@ async fn admins_manage_organizations_and_users_in_the_web_ui() {
         .submit(
             "/admin/users",
             "/admin/users",
-            &[("name", "Dee Again"), ("email", "DEE@Bayview.test"), ("role", "provider_user"), ("organization_id", &org_id), ("password", PASSWORD)],
+            &[
+                ("name", "Dee Again"),
+                ("email", "DEE@Bayview.test"),
+                ("role", "provider_user"),
+                ("organization_id", &org_id),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -198,14 +303,34 @@ async fn admins_manage_organizations_and_users_in_the_web_ui() {
     // Disabling ends her session at once.
     let (_, html) = admin.page("/admin/users").await;
     let at = html.find("dee@bayview.test").expect("listed");
-    let form_at = html[at..].find("/admin/users/").expect("disable form") + at + "/admin/users/".len();
+    let form_at =
+        html[at..].find("/admin/users/").expect("disable form") + at + "/admin/users/".len();
     let user_id = html[form_at..form_at + 36].to_string();
-    let resp = admin.submit("/admin/users", &format!("/admin/users/{user_id}/disable"), &[]).await;
+    let resp = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{user_id}/disable"),
+            &[],
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let (status, _) = dee.page("/orders").await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "disabled user is sent to sign-in");
-    let again = crate::common::Browser { client: app.client(), base: app.base.clone() };
-    let resp = again.submit("/signin", "/signin", &[("email", "dee@bayview.test"), ("password", PASSWORD)]).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "disabled user is sent to sign-in"
+    );
+    let again = crate::common::Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
+    let resp = again
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", "dee@bayview.test"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -213,8 +338,15 @@ async fn admins_manage_organizations_and_users_in_the_web_ui() {
 async fn every_page_renders_for_the_roles_that_may_see_it() {
     let app = spawn_app().await;
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
-    for path in ["/orders", "/orders/new", "/admin/users", "/admin/organizations", "/admin/audit", "/account/tokens",
-                 "/admin/audit?action=signin&outcome=ok"] {
+    for path in [
+        "/orders",
+        "/orders/new",
+        "/admin/users",
+        "/admin/organizations",
+        "/admin/audit",
+        "/account/tokens",
+        "/admin/audit?action=signin&outcome=ok",
+    ] {
         let (status, html) = admin.page(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(html.contains("</html>"), "{path} rendered fully");
@@ -222,4 +354,103 @@ async fn every_page_renders_for_the_roles_that_may_see_it() {
     let (status, html) = admin.page("/no/such/page").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("</html>"));
+}
+
+#[tokio::test]
+async fn the_first_admin_is_created_with_the_printed_setup_code() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = crate::common::test_config(&dir);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = ihms_connect::ops::start(cfg, async {
+        let _ = rx.await;
+    })
+    .await
+    .expect("start");
+    let code = running
+        .setup_code
+        .clone()
+        .expect("a setup code while no admin exists");
+    let app_base = format!("https://localhost:{}", running.addr.port());
+    let ca = reqwest::Certificate::from_pem(running.ca_pem.as_deref().expect("ca").as_bytes())
+        .expect("ca");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let b = crate::common::Browser {
+        client,
+        base: app_base,
+    };
+    let signin = b.client.get(b.url("/signin")).send().await.expect("get");
+    assert_eq!(
+        signin.headers()["location"],
+        "/setup",
+        "sign-in sends to setup while no admin exists"
+    );
+    let fields = |code: &str| {
+        vec![
+            ("setup_code", code.to_string()),
+            ("name", "Ada Admin".to_string()),
+            ("email", "ada@ihms.test".to_string()),
+            ("password", PASSWORD.to_string()),
+            ("password_confirm", PASSWORD.to_string()),
+        ]
+    };
+    let wrong: Vec<(&str, String)> = fields("not-the-code");
+    let wrong: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = b.submit("/setup", "/setup", &wrong).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let right: Vec<(&str, String)> = fields(&code);
+    let right: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = b.submit("/setup", "/setup", &right).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        b.page("/admin/users").await.0,
+        StatusCode::OK,
+        "signed in as the new admin"
+    );
+    // The setup page is gone once an admin exists.
+    let fresh = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            running.ca_pem.as_deref().expect("ca").as_bytes(),
+        )
+        .expect("ca")])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let gone = fresh.get(b.url("/setup")).send().await.expect("get");
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let _ = tx.send(());
+    let _ = running.task.await;
+}
+
+#[tokio::test]
+async fn a_configured_certificate_is_used_as_given() {
+    // Make a certificate in one data dir, then serve another with it configured.
+    let donor = tempfile::tempdir().expect("donor");
+    ihms_connect::tls::ensure_local(donor.path(), &["portal.agency.test".into()]).expect("certs");
+    let tls = donor.path().join("tls");
+    let app = crate::common::spawn_app_with(|c| {
+        c.tls_cert_file = Some(tls.join("server.pem"));
+        c.tls_key_file = Some(tls.join("server.key"));
+    })
+    .await;
+    assert!(
+        !app.cfg.data_dir.join("tls").exists(),
+        "no local CA is made when a certificate is configured"
+    );
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).expect("ca"))
+        .expect("ca");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .expect("client");
+    let resp = client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("served with the configured certificate");
+    assert_eq!(resp.status(), StatusCode::OK);
 }

@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::domain::account::{NewOrgInput, NewUserInput};
 use crate::domain::order::FieldError;
 use crate::domain::{OrgKind, Role};
+use crate::store::StoreError;
 use crate::store::accounts::{self, AdminScope};
 use crate::store::audit::{self, Filter, Outcome};
-use crate::store::StoreError;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{AdminCap, FormFields, Posted, Viewer, state};
@@ -28,10 +28,13 @@ fn scope<'a>(state: &'a AppState, viewer: &'a Viewer) -> Result<AdminScope<'a>, 
 /// Turns a store conflict on a form into a field error.
 fn conflict_to_field(e: StoreError) -> AppError {
     match e {
-        StoreError::Conflict("email") => AppError::field("email", "is already used by another account"),
-        StoreError::Conflict("organization_id") => {
-            AppError::field("organization_id", "must be an active organization that fits the role")
+        StoreError::Conflict("email") => {
+            AppError::field("email", "is already used by another account")
         }
+        StoreError::Conflict("organization_id") => AppError::field(
+            "organization_id",
+            "must be an active organization that fits the role",
+        ),
         StoreError::Conflict(why) => AppError::BadRequest(why.to_string()),
         other => other.into(),
     }
@@ -47,11 +50,20 @@ struct FormState {
 impl FormState {
     fn from_errors(form: &FormFields, errors: Vec<FieldError>) -> Self {
         let mut s = FormState {
-            values: form.0.iter().filter(|(k, _)| k != "csrf" && k != "password").cloned().collect(),
+            values: form
+                .0
+                .iter()
+                .filter(|(k, _)| k != "csrf" && k != "password")
+                .cloned()
+                .collect(),
             ..Self::default()
         };
         for e in errors {
-            s.error_list.push(ErrorItem { label: title_case(&e.field), field: e.field.clone(), message: e.message.clone() });
+            s.error_list.push(ErrorItem {
+                label: title_case(&e.field),
+                field: e.field.clone(),
+                message: e.message.clone(),
+            });
             s.errors.entry(e.field).or_insert(e.message);
         }
         s
@@ -68,7 +80,12 @@ struct UserRow {
     disabled: bool,
 }
 
-fn render_users(req: &Request, viewer: &Viewer, form: FormState, status: StatusCode) -> poem::Result<Response> {
+fn render_users(
+    req: &Request,
+    viewer: &Viewer,
+    form: FormState,
+    status: StatusCode,
+) -> poem::Result<Response> {
     let state = state(req)?;
     let tx = state.store.read().map_err(AppError::from)?;
     let orgs = accounts::all_orgs(&tx).map_err(AppError::from)?;
@@ -101,7 +118,11 @@ fn render_users(req: &Request, viewer: &Viewer, form: FormState, status: StatusC
     if status == StatusCode::SEE_OTHER {
         base.notice = Some("Saved.".into());
     }
-    Ok(state.templates.render("admin_users.html", &base, view)?.with_status(status).into_response())
+    Ok(state
+        .templates
+        .render("admin_users.html", &base, view)?
+        .with_status(status)
+        .into_response())
 }
 
 #[handler]
@@ -124,7 +145,11 @@ pub async fn create_user(req: &Request, posted: Posted) -> poem::Result<Response
     };
     let result = match input.parse() {
         Ok(new) => {
-            let hash = state.hasher.hash(&input.password).await.map_err(AppError::from)?;
+            let hash = state
+                .hasher
+                .hash(&input.password)
+                .await
+                .map_err(AppError::from)?;
             admin.create_user(&new, hash).map_err(conflict_to_field)
         }
         Err(errors) => Err(AppError::Invalid(errors)),
@@ -146,9 +171,15 @@ fn parse_id(id: &str) -> Result<Uuid, AppError> {
 }
 
 #[handler]
-pub async fn disable_user(req: &Request, posted: Posted, Path(id): Path<String>) -> poem::Result<Response> {
+pub async fn disable_user(
+    req: &Request,
+    posted: Posted,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
     let state = state(req)?;
-    scope(&state, &posted.viewer)?.disable_user(parse_id(&id)?).map_err(conflict_to_field)?;
+    scope(&state, &posted.viewer)?
+        .disable_user(parse_id(&id)?)
+        .map_err(conflict_to_field)?;
     Ok(Redirect::see_other("/admin/users").into_response())
 }
 
@@ -165,7 +196,12 @@ struct OrgRow {
     disabled: bool,
 }
 
-fn render_orgs(req: &Request, viewer: &Viewer, form: FormState, status: StatusCode) -> poem::Result<Response> {
+fn render_orgs(
+    req: &Request,
+    viewer: &Viewer,
+    form: FormState,
+    status: StatusCode,
+) -> poem::Result<Response> {
     let state = state(req)?;
     scope(&state, viewer)?;
     let tx = state.store.read().map_err(AppError::from)?;
@@ -193,7 +229,11 @@ fn render_orgs(req: &Request, viewer: &Viewer, form: FormState, status: StatusCo
         "error_list": form.error_list,
     });
     let base = viewer.base(&state, "Organizations", "organizations");
-    Ok(state.templates.render("admin_orgs.html", &base, view)?.with_status(status).into_response())
+    Ok(state
+        .templates
+        .render("admin_orgs.html", &base, view)?
+        .with_status(status)
+        .into_response())
 }
 
 #[handler]
@@ -229,9 +269,15 @@ pub async fn create_org(req: &Request, posted: Posted) -> poem::Result<Response>
 }
 
 #[handler]
-pub async fn disable_org(req: &Request, posted: Posted, Path(id): Path<String>) -> poem::Result<Response> {
+pub async fn disable_org(
+    req: &Request,
+    posted: Posted,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
     let state = state(req)?;
-    scope(&state, &posted.viewer)?.disable_org(parse_id(&id)?).map_err(conflict_to_field)?;
+    scope(&state, &posted.viewer)?
+        .disable_org(parse_id(&id)?)
+        .map_err(conflict_to_field)?;
     Ok(Redirect::see_other("/admin/organizations").into_response())
 }
 
@@ -261,9 +307,18 @@ pub const AUDIT_ACTIONS: &[&str] = &[
 ];
 
 #[handler]
-pub async fn audit_log(req: &Request, AdminCap(viewer): AdminCap, Query(q): Query<AuditQuery>) -> poem::Result<Response> {
+pub async fn audit_log(
+    req: &Request,
+    AdminCap(viewer): AdminCap,
+    Query(q): Query<AuditQuery>,
+) -> poem::Result<Response> {
     let state = state(req)?;
-    let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let nonempty = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let outcome = match nonempty(&q.outcome).as_deref() {
         None => None,
         Some("ok") => Some(Outcome::Ok),
@@ -272,10 +327,18 @@ pub async fn audit_log(req: &Request, AdminCap(viewer): AdminCap, Query(q): Quer
         Some(_) => return Err(AppError::BadRequest("unknown outcome".into()).into()),
     };
     let actor = match nonempty(&q.actor) {
-        Some(a) => Some(Uuid::parse_str(&a).map_err(|_| AppError::BadRequest("the actor must be a user id".into()))?),
+        Some(a) => Some(
+            Uuid::parse_str(&a)
+                .map_err(|_| AppError::BadRequest("the actor must be a user id".into()))?,
+        ),
         None => None,
     };
-    let filter = Filter { action: nonempty(&q.action), actor, outcome, before: q.before };
+    let filter = Filter {
+        action: nonempty(&q.action),
+        actor,
+        outcome,
+        before: q.before,
+    };
     let tx = state.store.read().map_err(AppError::from)?;
     let (entries, more) = audit::list(&tx, &filter, 50).map_err(AppError::from)?;
     let params = |before: Option<u64>| {
@@ -292,7 +355,10 @@ pub async fn audit_log(req: &Request, AdminCap(viewer): AdminCap, Query(q): Quer
         if let Some(b) = before {
             pairs.push(("before", b.to_string()));
         }
-        format!("/admin/audit?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+        format!(
+            "/admin/audit?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
     };
     let view = serde_json::json!({
         "entries": entries.iter().map(|e| serde_json::json!({
@@ -315,5 +381,8 @@ pub async fn audit_log(req: &Request, AdminCap(viewer): AdminCap, Query(q): Quer
         "first_url": q.before.map(|_| params(None)),
     });
     let base = viewer.base(&state, "Audit log", "audit");
-    Ok(state.templates.render("audit.html", &base, view)?.into_response())
+    Ok(state
+        .templates
+        .render("audit.html", &base, view)?
+        .into_response())
 }

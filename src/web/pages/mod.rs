@@ -16,10 +16,19 @@ pub fn routes() -> Route {
         .at("/orders", get(orders::list))
         .at("/orders/new", get(orders::new_page).post(orders::create))
         .at("/orders/:id", get(orders::detail))
-        .at("/admin/users", get(admin::users_page).post(admin::create_user))
+        .at(
+            "/admin/users",
+            get(admin::users_page).post(admin::create_user),
+        )
         .at("/admin/users/:id/disable", post(admin::disable_user))
-        .at("/admin/organizations", get(admin::orgs_page).post(admin::create_org))
+        .at(
+            "/admin/organizations",
+            get(admin::orgs_page).post(admin::create_org),
+        )
         .at("/admin/organizations/:id/disable", post(admin::disable_org))
         .at("/admin/audit", get(admin::audit_log))
-        .at("/account/tokens", get(account::tokens_page).post(account::create_token))
+        .at(
+            "/account/tokens",
+            get(account::tokens_page).post(account::create_token),
+        )
 }

@@ -49,18 +49,29 @@ pub fn service_label(s: &ServiceLine) -> &'static str {
 
 fn org_names(state: &crate::web::AppState) -> Result<HashMap<Uuid, String>, AppError> {
     let tx = state.store.read()?;
-    Ok(accounts::all_orgs(&tx)?.into_iter().map(|o| (o.id, o.name)).collect())
+    Ok(accounts::all_orgs(&tx)?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect())
 }
 
 #[handler]
-pub async fn list(req: &Request, viewer: Viewer, Query(q): Query<ListQuery>) -> poem::Result<Response> {
+pub async fn list(
+    req: &Request,
+    viewer: Viewer,
+    Query(q): Query<ListQuery>,
+) -> poem::Result<Response> {
     let state = state(req)?;
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(Status::parse(s).ok_or_else(|| AppError::BadRequest("unknown status".into()))?),
+        Some(s) => {
+            Some(Status::parse(s).ok_or_else(|| AppError::BadRequest("unknown status".into()))?)
+        }
         None => None,
     };
     let cursor = match q.after.as_deref() {
-        Some(s) => Some(Uuid::parse_str(s).map_err(|_| AppError::BadRequest("bad page link".into()))?),
+        Some(s) => {
+            Some(Uuid::parse_str(s).map_err(|_| AppError::BadRequest("bad page link".into()))?)
+        }
         None => None,
     };
     let page = OrderScope::new(&state.store, &viewer.caller)
@@ -73,7 +84,10 @@ pub async fn list(req: &Request, viewer: Viewer, Query(q): Query<ListQuery>) -> 
         .map(|r| OrderRow {
             id: r.id.to_string(),
             number: r.number.clone(),
-            patient_name: format!("{}, {}", r.data.patient.last_name, r.data.patient.first_name),
+            patient_name: format!(
+                "{}, {}",
+                r.data.patient.last_name, r.data.patient.first_name
+            ),
             facility_name: names.get(&r.facility_id).cloned().unwrap_or_default(),
             status: r.status.as_str(),
             status_label: r.status.label(),
@@ -85,7 +99,9 @@ pub async fn list(req: &Request, viewer: Viewer, Query(q): Query<ListQuery>) -> 
             created_at: when(r.created_ms),
         })
         .collect();
-    let status_param = status.map(|s| format!("status={}&", s.as_str())).unwrap_or_default();
+    let status_param = status
+        .map(|s| format!("status={}&", s.as_str()))
+        .unwrap_or_default();
     let view = serde_json::json!({
         "orders": orders,
         "statuses": Status::ALL.iter().map(|s| Choice {
@@ -96,7 +112,10 @@ pub async fn list(req: &Request, viewer: Viewer, Query(q): Query<ListQuery>) -> 
         "can_create": viewer.caller.role() != Role::ProviderUser,
     });
     let base = viewer.base(&state, "Orders", "orders");
-    Ok(state.templates.render("orders_list.html", &base, view)?.into_response())
+    Ok(state
+        .templates
+        .render("orders_list.html", &base, view)?
+        .into_response())
 }
 
 #[derive(Serialize, Default)]
@@ -109,27 +128,48 @@ struct FormView {
     today: String,
 }
 
-fn render_form(req: &Request, viewer: &Viewer, mut view: FormView, status: StatusCode) -> poem::Result<Response> {
+fn render_form(
+    req: &Request,
+    viewer: &Viewer,
+    mut view: FormView,
+    status: StatusCode,
+) -> poem::Result<Response> {
     let state = state(req)?;
     if viewer.caller.party() == Party::Agency {
         let tx = state.store.read().map_err(AppError::from)?;
-        let chosen = view.values.get("referring_facility").cloned().unwrap_or_default();
+        let chosen = view
+            .values
+            .get("referring_facility")
+            .cloned()
+            .unwrap_or_default();
         view.facilities = Some(
             accounts::all_orgs(&tx)
                 .map_err(AppError::from)?
                 .into_iter()
                 .filter(|o| o.kind == crate::domain::OrgKind::ReferringFacility && !o.disabled)
-                .map(|o| Choice { selected: o.id.to_string() == chosen, value: o.id.to_string(), label: o.name })
+                .map(|o| Choice {
+                    selected: o.id.to_string() == chosen,
+                    value: o.id.to_string(),
+                    label: o.name,
+                })
                 .collect(),
         );
     }
     view.today = today().to_string();
     let base = viewer.base(&state, "New discharge order", "new_order");
-    Ok(state.templates.render("order_form.html", &base, view)?.with_status(status).into_response())
+    Ok(state
+        .templates
+        .render("order_form.html", &base, view)?
+        .with_status(status)
+        .into_response())
 }
 
 fn may_create(viewer: &Viewer) -> Result<(), AppError> {
-    if viewer.caller.role() == Role::ProviderUser { Err(AppError::NotFound) } else { Ok(()) }
+    if viewer.caller.role() == Role::ProviderUser {
+        Err(AppError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 #[handler]
@@ -137,7 +177,8 @@ pub async fn new_page(req: &Request, viewer: Viewer) -> poem::Result<Response> {
     may_create(&viewer)?;
     let mut view = FormView::default();
     view.values.insert("priority".into(), "routine".into());
-    view.values.insert("insurance[0].rank".into(), "primary".into());
+    view.values
+        .insert("insurance[0].rank".into(), "primary".into());
     render_form(req, &viewer, view, StatusCode::OK)
 }
 
@@ -162,7 +203,11 @@ pub async fn create(req: &Request, posted: Posted) -> poem::Result<Response> {
             };
             for e in errors {
                 let name = map.to_form(&e.field);
-                view.error_list.push(ErrorItem { label: order_form::label(&name), field: name.clone(), message: e.message.clone() });
+                view.error_list.push(ErrorItem {
+                    label: order_form::label(&name),
+                    field: name.clone(),
+                    message: e.message.clone(),
+                });
                 view.errors.entry(name).or_insert(e.message);
             }
             render_form(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY)
@@ -191,7 +236,11 @@ struct OrderDetail<'a> {
 }
 
 #[handler]
-pub async fn detail(req: &Request, viewer: Viewer, Path(id): Path<String>) -> poem::Result<Response> {
+pub async fn detail(
+    req: &Request,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
     let state = state(req)?;
     let scope = OrderScope::new(&state.store, &viewer.caller);
     let Ok(id) = Uuid::parse_str(&id) else {
@@ -215,5 +264,8 @@ pub async fn detail(req: &Request, viewer: Viewer, Path(id): Path<String>) -> po
         warnings: &rec.warnings,
     };
     let base = viewer.base(&state, format!("Order {}", rec.number), "orders");
-    Ok(state.templates.render("order_detail.html", &base, view)?.into_response())
+    Ok(state
+        .templates
+        .render("order_detail.html", &base, view)?
+        .into_response())
 }

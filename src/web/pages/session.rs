@@ -16,8 +16,8 @@ use crate::store::accounts;
 use crate::store::audit::{self, Event, Outcome};
 use crate::web::error::AppError;
 use crate::web::extract::{
-    AnonPosted, Posted, anon_csrf, clear_session_cookie, cookie, pre_cookie, session_cookie,
-    source, state, PRE_COOKIE,
+    AnonPosted, PRE_COOKIE, Posted, anon_csrf, clear_session_cookie, cookie, pre_cookie,
+    session_cookie, source, state,
 };
 
 #[handler]
@@ -47,15 +47,26 @@ struct SigninView<'a> {
     error: Option<&'a str>,
 }
 
-fn render_signin(req: &Request, email: &str, error: Option<&str>, status: StatusCode) -> poem::Result<Response> {
+fn render_signin(
+    req: &Request,
+    email: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> poem::Result<Response> {
     let state = state(req)?;
     let (pre, set) = pre_session(req)?;
     let mut base = state.anonymous_base("Sign in");
     base.csrf = anon_csrf(&state, &pre);
-    let html = state.templates.render("signin.html", &base, SigninView { email, error })?;
+    let html = state
+        .templates
+        .render("signin.html", &base, SigninView { email, error })?;
     let mut resp = html.with_status(status).into_response();
     if let Some(set) = set {
-        resp.headers_mut().append("set-cookie", set.parse().map_err(|_| AppError::Internal("cookie".into()))?);
+        resp.headers_mut().append(
+            "set-cookie",
+            set.parse()
+                .map_err(|_| AppError::Internal("cookie".into()))?,
+        );
     }
     Ok(resp)
 }
@@ -78,20 +89,31 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     let from = source(req);
     let account_key = state.store.keys().blind_index("email", &email);
     if let Some(wait) = state.throttle.blocked(&account_key, from.as_deref()) {
-        audit::record(&state.store, Event::anonymous("signin.throttled", from, Outcome::Refused))
-            .map_err(AppError::from)?;
+        audit::record(
+            &state.store,
+            Event::anonymous("signin.throttled", from, Outcome::Refused),
+        )
+        .map_err(AppError::from)?;
         let mut resp = render_signin(
             req,
             form.get("email"),
             Some("Too many failed attempts. Wait a few minutes and try again."),
             StatusCode::TOO_MANY_REQUESTS,
         )?;
-        resp.headers_mut().insert("retry-after", wait.as_secs().max(1).into());
+        resp.headers_mut()
+            .insert("retry-after", wait.as_secs().max(1).into());
         return Ok(resp);
     }
     let user = accounts::user_by_email(&state.store, &email).map_err(AppError::from)?;
-    let stored = user.as_ref().filter(|u| !u.disabled).map(|u| u.password_hash.as_str());
-    let ok = state.hasher.verify(password, stored).await.map_err(AppError::from)?;
+    let stored = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .map(|u| u.password_hash.as_str());
+    let ok = state
+        .hasher
+        .verify(password, stored)
+        .await
+        .map_err(AppError::from)?;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         other => {
@@ -114,7 +136,9 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     let mut resp = Redirect::see_other("/orders").into_response();
     resp.headers_mut().append(
         "set-cookie",
-        session_cookie(&token).parse().map_err(|_| AppError::Internal("cookie".into()))?,
+        session_cookie(&token)
+            .parse()
+            .map_err(|_| AppError::Internal("cookie".into()))?,
     );
     Ok(resp)
 }
@@ -127,7 +151,9 @@ pub async fn signout(req: &Request, posted: Posted) -> poem::Result<Response> {
     let mut resp = Redirect::see_other("/signin").into_response();
     resp.headers_mut().append(
         "set-cookie",
-        clear_session_cookie().parse().map_err(|_| AppError::Internal("cookie".into()))?,
+        clear_session_cookie()
+            .parse()
+            .map_err(|_| AppError::Internal("cookie".into()))?,
     );
     Ok(resp)
 }
@@ -151,16 +177,28 @@ fn render_setup(req: &Request, view: SetupView, status: StatusCode) -> poem::Res
     let (pre, set) = pre_session(req)?;
     let mut base = state.anonymous_base("Set up IHMS Connect");
     base.csrf = anon_csrf(&state, &pre);
-    let mut resp = state.templates.render("setup.html", &base, view)?.with_status(status).into_response();
+    let mut resp = state
+        .templates
+        .render("setup.html", &base, view)?
+        .with_status(status)
+        .into_response();
     if let Some(set) = set {
-        resp.headers_mut().append("set-cookie", set.parse().map_err(|_| AppError::Internal("cookie".into()))?);
+        resp.headers_mut().append(
+            "set-cookie",
+            set.parse()
+                .map_err(|_| AppError::Internal("cookie".into()))?,
+        );
     }
     Ok(resp)
 }
 
 fn setup_open(req: &Request) -> Result<bool, AppError> {
     let state = state(req)?;
-    let pending = state.setup_code.lock().map(|c| c.is_some()).unwrap_or(false);
+    let pending = state
+        .setup_code
+        .lock()
+        .map(|c| c.is_some())
+        .unwrap_or(false);
     Ok(pending && !accounts::has_admin(&state.store)?)
 }
 
@@ -184,8 +222,14 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
         view.values.insert(f.into(), form.get(f).to_string());
     }
     fn add(view: &mut SetupView, field: &str, label: &str, message: &str) {
-        view.errors.entry(field.into()).or_insert_with(|| message.into());
-        view.error_list.push(ErrorItem { field: field.into(), label: label.into(), message: message.into() });
+        view.errors
+            .entry(field.into())
+            .or_insert_with(|| message.into());
+        view.error_list.push(ErrorItem {
+            field: field.into(),
+            label: label.into(),
+            message: message.into(),
+        });
     }
     let code_hash = crypto::sha256(form.get("setup_code").trim().as_bytes());
     let code_ok = state
@@ -194,7 +238,12 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
         .map(|c| c.is_some_and(|h| crypto::ct_eq(&h, &code_hash)))
         .unwrap_or(false);
     if !code_ok {
-        add(&mut view, "setup_code", "Setup code", "does not match the code printed when the service started");
+        add(
+            &mut view,
+            "setup_code",
+            "Setup code",
+            "does not match the code printed when the service started",
+        );
     }
     let input = NewUserInput {
         email: form.get("email").into(),
@@ -211,33 +260,59 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
         }
     }
     if form.get("password") != form.get("password_confirm") {
-        add(&mut view, "password_confirm", "Confirm password", "does not match the password");
+        add(
+            &mut view,
+            "password_confirm",
+            "Confirm password",
+            "does not match the password",
+        );
     }
     if check_password(form.get("password")).is_err() && !view.errors.contains_key("password") {
-        add(&mut view, "password", "Password", "must be at least 12 characters");
+        add(
+            &mut view,
+            "password",
+            "Password",
+            "must be at least 12 characters",
+        );
     }
     let new = match parsed {
         Ok(new) if view.errors.is_empty() => new,
         _ => {
             if !code_ok {
-                audit::record(&state.store, Event::anonymous("setup.first_admin", source(req), Outcome::Refused))
-                    .map_err(AppError::from)?;
+                audit::record(
+                    &state.store,
+                    Event::anonymous("setup.first_admin", source(req), Outcome::Refused),
+                )
+                .map_err(AppError::from)?;
             }
             return render_setup(req, view, StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
-    let hash = state.hasher.hash(form.get("password")).await.map_err(AppError::from)?;
-    let user = accounts::system_bootstrap(&state.store, &state.cfg.agency_name, &new, hash, source(req))
+    let hash = state
+        .hasher
+        .hash(form.get("password"))
+        .await
         .map_err(AppError::from)?;
+    let user = accounts::system_bootstrap(
+        &state.store,
+        &state.cfg.agency_name,
+        &new,
+        hash,
+        source(req),
+    )
+    .map_err(AppError::from)?;
     if let Ok(mut code) = state.setup_code.lock() {
         *code = None;
     }
     tracing::info!(user = %user.id, "first admin created through the setup page");
-    let (token, _) = accounts::start_session(&state.store, &user, source(req)).map_err(AppError::from)?;
+    let (token, _) =
+        accounts::start_session(&state.store, &user, source(req)).map_err(AppError::from)?;
     let mut resp = Redirect::see_other("/admin/organizations").into_response();
     resp.headers_mut().append(
         "set-cookie",
-        session_cookie(&token).parse().map_err(|_| AppError::Internal("cookie".into()))?,
+        session_cookie(&token)
+            .parse()
+            .map_err(|_| AppError::Internal("cookie".into()))?,
     );
     Ok(resp)
 }
