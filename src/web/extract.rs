@@ -153,7 +153,9 @@ fn same_origin(req: &Request) -> Result<(), AppError> {
     {
         return Err(AppError::Csrf);
     }
-    if let (Some(origin), Some(host)) = (req.header("origin"), req.header("host")) {
+    // HTTP/2 carries the host in the URI's authority rather than a Host header.
+    let host = req.header("host").map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
+    if let (Some(origin), Some(host)) = (req.header("origin"), host) {
         let expected = format!("https://{host}");
         if origin != expected {
             return Err(AppError::Csrf);
