@@ -304,6 +304,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "order.list",
     "admin.access",
     "csrf.reject",
+    "service.start",
 ];
 
 #[handler]
