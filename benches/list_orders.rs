@@ -52,7 +52,10 @@ fn load(store: &Store, facilities: &[Uuid], templates: &[OrderRecord], count: us
             batch.clear();
         }
     }
-    println!("  loaded {count} orders in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  loaded {count} orders in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn measure(store: &Store, who: &User) -> (Duration, Duration) {
@@ -71,7 +74,8 @@ fn measure(store: &Store, who: &User) -> (Duration, Duration) {
 
 fn main() {
     let fixtures: Vec<OrderInput> =
-        serde_json::from_str(include_str!("../../shared/fixtures/discharge-orders.json")).expect("fixtures");
+        serde_json::from_str(include_str!("../../shared/fixtures/discharge-orders.json"))
+            .expect("fixtures");
     let today = time::macros::date!(2026 - 12 - 03);
     let templates: Vec<OrderRecord> = fixtures
         .iter()
@@ -98,8 +102,11 @@ fn main() {
     let mut results = Vec::new();
     for count in [1_000usize, 100_000] {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Store::create(dir.path(), &MasterKey::create(&dir.path().join("master.key")).expect("key"))
-            .expect("store");
+        let store = Store::create(
+            dir.path(),
+            &MasterKey::create(&dir.path().join("master.key")).expect("key"),
+        )
+        .expect("store");
         println!("{count} orders over {FACILITIES} facilities:");
         load(&store, &facilities, &templates, count);
         let (fac_median, fac_p95) = measure(&store, &facility_user);
@@ -114,7 +121,10 @@ fn main() {
             staff_median.as_secs_f64() * 1e3,
             staff_p95.as_secs_f64() * 1e3
         );
-        println!("  store size on disk: {:.1} MiB", store.size_on_disk() as f64 / 1048576.0);
+        println!(
+            "  store size on disk: {:.1} MiB",
+            store.size_on_disk() as f64 / 1048576.0
+        );
         results.push((fac_median, staff_median));
     }
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();

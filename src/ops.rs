@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::crypto::{self, MasterKey};
 use crate::domain::account::{NewUserInput, check_password};
 use crate::store::audit::{self, Event, Outcome, Verdict};
-use crate::store::{Store, accounts};
+use crate::store::{Store, accounts, sessions};
 use crate::tls::{self, TlsMaterial};
 use crate::web::{self, AppState};
 
@@ -121,7 +121,7 @@ pub fn create_token(cfg: &Config, email: &str, label: &str) -> Result<String> {
         bail!("that user is disabled");
     }
     let event = Event::anonymous("token.create", Some("cli".into()), Outcome::Ok);
-    Ok(accounts::create_token(&store, user.id, label, event)?)
+    Ok(sessions::create_token(&store, user.id, label, event)?)
 }
 
 /// `audit verify`: the one-line summary, or an error naming the first bad entry.

@@ -1,19 +1,17 @@
-//! Organizations, users, sessions and API tokens.
+//! Organizations and users.
 //!
 //! Guarantees: emails are unique ignoring case, found through a keyed blind index
-//! (the index never holds an email); session ids and API tokens are stored only as
-//! SHA-256 hashes; account changes are only reachable through `AdminScope`, which can
-//! only be built for an admin caller; every change commits with its audit entry.
+//! (the index never holds an email); account changes are only reachable through
+//! `AdminScope`, which can only be built for an admin caller; every change commits
+//! with its audit entry. Disabling a user ends their sessions and tokens in the same
+//! commit.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit::{self, Event, Outcome};
-use super::{
-    ORGS, ReadTx, Result, SESSIONS, Store, StoreError, TOKENS, USER_EMAIL_IDX, USER_SESSIONS_IDX,
-    USER_TOKENS_IDX, USERS, WriteTx, now_ms,
-};
-use crate::crypto::{self, Keys};
+use super::{ORGS, ReadTx, Result, Store, StoreError, USER_EMAIL_IDX, USERS, WriteTx, now_ms};
+use crate::crypto::Keys;
 use crate::domain::account::{NewOrg, NewUser};
 use crate::domain::{Caller, OrgKind, Role};
 
@@ -49,30 +47,11 @@ impl User {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Session {
-    pub user_id: Uuid,
-    pub created_ms: i64,
-    pub last_seen_ms: i64,
-    pub csrf: String,
-    pub source: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiToken {
-    pub user_id: Uuid,
-    pub name: String,
-    pub created_ms: i64,
-    pub last_used_ms: Option<i64>,
-}
-
-pub const TOKEN_PREFIX: &str = "ihms_";
-
 fn email_prefix(keys: &Keys, email: &str) -> [u8; 32] {
     keys.blind_index("email", &email.to_lowercase())
 }
 
-fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
+pub(super) fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(a.len() + b.len());
     v.extend_from_slice(a);
     v.extend_from_slice(b);
@@ -334,7 +313,7 @@ impl<'s> AdminScope<'s> {
         let mut user: User = tx.get(USERS, id.as_bytes())?.ok_or(StoreError::NotFound)?;
         user.disabled = true;
         tx.put(USERS, id.as_bytes(), &user)?;
-        revoke_all(&tx, id)?;
+        super::sessions::revoke_all(&tx, id)?;
         audit::append(
             &tx,
             Event::by(
@@ -346,175 +325,4 @@ impl<'s> AdminScope<'s> {
         )?;
         tx.commit()
     }
-}
-
-fn revoke_all(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
-    for (idx, table) in [(USER_SESSIONS_IDX, SESSIONS), (USER_TOKENS_IDX, TOKENS)] {
-        let (lo, hi) = (
-            cat(user.as_bytes(), &[0u8; 32]),
-            cat(user.as_bytes(), &[0xffu8; 33]),
-        );
-        for key in tx.keys_desc(idx, &lo, &hi, usize::MAX)? {
-            tx.remove(table, &key[16..])?;
-            tx.remove(idx, &key)?;
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// Sessions.
-
-/// Starts a session for `user`; returns the secret cookie value. The sign-in is
-/// audited in the same commit.
-pub fn start_session(
-    store: &Store,
-    user: &User,
-    source: Option<String>,
-) -> Result<(String, Session)> {
-    let token = crypto::random_token()?;
-    let hash = crypto::sha256(token.as_bytes());
-    let now = now_ms();
-    let session = Session {
-        user_id: user.id,
-        created_ms: now,
-        last_seen_ms: now,
-        csrf: crypto::random_token()?,
-        source: source.clone(),
-    };
-    let tx = store.write()?;
-    tx.put(SESSIONS, &hash, &session)?;
-    tx.index_put(USER_SESSIONS_IDX, &cat(user.id.as_bytes(), &hash))?;
-    audit::append(
-        &tx,
-        Event::by(&user.caller(source), "signin", None, Outcome::Ok),
-    )?;
-    tx.commit()?;
-    Ok((token, session))
-}
-
-/// A live session and its active user, or None (unknown, expired, or disabled user;
-/// expired sessions are removed).
-pub fn session(
-    store: &Store,
-    token: &str,
-    idle_ms: i64,
-    absolute_ms: i64,
-) -> Result<Option<(Session, User)>> {
-    let hash = crypto::sha256(token.as_bytes());
-    let now = now_ms();
-    let (session, user) = {
-        let tx = store.read()?;
-        let Some(session) = tx.get::<Session>(SESSIONS, &hash)? else {
-            return Ok(None);
-        };
-        let user = user(&tx, session.user_id)?;
-        (session, user)
-    };
-    let expired = now - session.last_seen_ms > idle_ms || now - session.created_ms > absolute_ms;
-    let user = match user {
-        Some(u) if !u.disabled && !expired => u,
-        _ => {
-            end_session_hash(store, &hash, session.user_id)?;
-            return Ok(None);
-        }
-    };
-    // Refresh the idle clock at most once a minute to keep reads cheap.
-    if now - session.last_seen_ms > 60_000 {
-        let tx = store.write()?;
-        if let Some(mut s) = tx.get::<Session>(SESSIONS, &hash)? {
-            s.last_seen_ms = now;
-            tx.put(SESSIONS, &hash, &s)?;
-        }
-        tx.commit()?;
-    }
-    Ok(Some((session, user)))
-}
-
-fn end_session_hash(store: &Store, hash: &[u8; 32], user: Uuid) -> Result<()> {
-    let tx = store.write()?;
-    tx.remove(SESSIONS, hash)?;
-    tx.remove(USER_SESSIONS_IDX, &cat(user.as_bytes(), hash))?;
-    tx.commit()
-}
-
-/// Signs out: the session is deleted and the sign-out audited in one commit.
-pub fn end_session(store: &Store, token: &str, caller: &Caller) -> Result<()> {
-    let hash = crypto::sha256(token.as_bytes());
-    let tx = store.write()?;
-    tx.remove(SESSIONS, &hash)?;
-    tx.remove(USER_SESSIONS_IDX, &cat(caller.user_id().as_bytes(), &hash))?;
-    audit::append(&tx, Event::by(caller, "signout", None, Outcome::Ok))?;
-    tx.commit()
-}
-
-// ---------------------------------------------------------------------------
-// API tokens.
-
-/// Creates an API token for `user_id`; returns the secret, shown once.
-pub fn create_token(store: &Store, user_id: Uuid, name: &str, actor: Event) -> Result<String> {
-    let secret = format!("{TOKEN_PREFIX}{}", crypto::random_token()?);
-    let hash = crypto::sha256(secret.as_bytes());
-    let tx = store.write()?;
-    let user: User = tx
-        .get(USERS, user_id.as_bytes())?
-        .ok_or(StoreError::NotFound)?;
-    if user.disabled {
-        return Err(StoreError::Conflict("the user is disabled"));
-    }
-    let token = ApiToken {
-        user_id,
-        name: name.to_string(),
-        created_ms: now_ms(),
-        last_used_ms: None,
-    };
-    tx.put(TOKENS, &hash, &token)?;
-    tx.index_put(USER_TOKENS_IDX, &cat(user_id.as_bytes(), &hash))?;
-    audit::append(&tx, actor.object(user_id))?;
-    tx.commit()?;
-    Ok(secret)
-}
-
-/// The active user behind a bearer token, if any.
-pub fn token_user(store: &Store, secret: &str) -> Result<Option<User>> {
-    if !secret.starts_with(TOKEN_PREFIX) {
-        return Ok(None);
-    }
-    let hash = crypto::sha256(secret.as_bytes());
-    let (token, user) = {
-        let tx = store.read()?;
-        let Some(token) = tx.get::<ApiToken>(TOKENS, &hash)? else {
-            return Ok(None);
-        };
-        let user = user(&tx, token.user_id)?.filter(|u| !u.disabled);
-        (token, user)
-    };
-    // Record use at most once a minute, so reads stay cheap.
-    let now = now_ms();
-    if user.is_some() && token.last_used_ms.is_none_or(|t| now - t > 60_000) {
-        let tx = store.write()?;
-        if let Some(mut t) = tx.get::<ApiToken>(TOKENS, &hash)? {
-            t.last_used_ms = Some(now);
-            tx.put(TOKENS, &hash, &t)?;
-        }
-        tx.commit()?;
-    }
-    Ok(user)
-}
-
-/// The caller's own API tokens (metadata only; secrets are never stored).
-pub fn own_tokens(store: &Store, caller: &Caller) -> Result<Vec<ApiToken>> {
-    let tx = store.read()?;
-    let user = caller.user_id();
-    let (lo, hi) = (
-        cat(user.as_bytes(), &[0u8; 32]),
-        cat(user.as_bytes(), &[0xffu8; 33]),
-    );
-    let mut out = Vec::new();
-    for key in tx.keys_desc(USER_TOKENS_IDX, &lo, &hi, usize::MAX)? {
-        if let Some(t) = tx.get::<ApiToken>(TOKENS, &key[16..])? {
-            out.push(t);
-        }
-    }
-    Ok(out)
 }

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod orders;
+pub mod sessions;
 mod tx;
 
 use std::path::{Path, PathBuf};

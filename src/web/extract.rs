@@ -16,8 +16,9 @@ use super::error::AppError;
 use super::view::{Base, UserView};
 use crate::crypto;
 use crate::domain::Caller;
-use crate::store::accounts::{self, Session, User};
+use crate::store::accounts::{self, User};
 use crate::store::audit::{self, Event, Outcome};
+use crate::store::sessions::{self, Session};
 
 pub const SESSION_COOKIE: &str = "__Host-ihms_session";
 pub const PRE_COOKIE: &str = "__Host-ihms_pre";
@@ -82,7 +83,7 @@ impl<'a> FromRequest<'a> for Viewer {
         let cfg = &state.cfg;
         let idle = (cfg.session_idle_minutes * 60_000) as i64;
         let absolute = (cfg.session_absolute_hours * 3_600_000) as i64;
-        let (session, user) = accounts::session(&state.store, token, idle, absolute)
+        let (session, user) = sessions::session(&state.store, token, idle, absolute)
             .map_err(AppError::from)?
             .ok_or(AppError::SignInRequired)?;
         let org_name = {
@@ -135,7 +136,7 @@ impl<'a> FromRequest<'a> for ApiCaller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(AppError::SignInRequired)?;
-        let user = accounts::token_user(&state.store, secret)
+        let user = sessions::token_user(&state.store, secret)
             .map_err(AppError::from)?
             .ok_or(AppError::SignInRequired)?;
         Ok(ApiCaller {
@@ -154,7 +155,10 @@ fn same_origin(req: &Request) -> Result<(), AppError> {
         return Err(AppError::Csrf);
     }
     // HTTP/2 carries the host in the URI's authority rather than a Host header.
-    let host = req.header("host").map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let host = req
+        .header("host")
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
     if let (Some(origin), Some(host)) = (req.header("origin"), host) {
         let expected = format!("https://{host}");
         if origin != expected {

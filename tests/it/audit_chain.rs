@@ -110,55 +110,43 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
     assert!(ok, "{text}");
     assert!(text.contains(&format!("{count} entries")), "{text}");
 
-    // Edited: entry 5's action changed and re-sealed properly.
-    let edited = app.dir.path().join("edited");
-    copy_dir(&app.cfg.data_dir, &edited);
-    {
+    // Each tamper is applied to a copy of the data directory, then verified.
+    let tampered = |name: &str, tamper: &dyn Fn(&ihms_connect::store::Store)| {
+        let copy = app.dir.path().join(name);
+        copy_dir(&app.cfg.data_dir, &copy);
         let cfg = ihms_connect::config::Config {
-            data_dir: edited.clone(),
+            data_dir: copy.clone(),
             ..app.cfg.clone()
         };
-        let s = ihms_connect::ops::open_store(&cfg).expect("open copy");
-        let mut e = audit::system_entry(&s, 5).expect("get").expect("entry 5");
+        tamper(&ihms_connect::ops::open_store(&cfg).expect("open copy"));
+        verify(&copy)
+    };
+    let (ok, text) = tampered("edited", &|s| {
+        let mut e = audit::system_entry(s, 5).expect("get").expect("entry 5");
         e.action = "order.create".into();
-        audit::system_put_entry_at(&s, 5, &e).expect("put");
-    }
-    let (ok, text) = verify(&edited);
-    assert!(!ok && text.contains("entry 5"), "{text}");
+        audit::system_put_entry_at(s, 5, &e).expect("put");
+    });
+    assert!(!ok && text.contains("entry 5"), "edited: {text}");
+    let (ok, text) = tampered("removed", &|s| {
+        audit::system_remove_entry(s, 4).expect("remove")
+    });
+    assert!(!ok && text.contains("entry 4"), "removed: {text}");
+    let (ok, text) = tampered("swapped", &|s| {
+        let six = audit::system_entry(s, 6).expect("get").expect("6");
+        let seven = audit::system_entry(s, 7).expect("get").expect("7");
+        audit::system_put_entry_at(s, 6, &seven).expect("put");
+        audit::system_put_entry_at(s, 7, &six).expect("put");
+    });
+    assert!(!ok && text.contains("entry 6"), "reordered: {text}");
+    let (ok, text) = tampered("flipped", &|s| {
+        s.system_raw_put("audit", &3u64.to_be_bytes(), Some(&[0u8; 64]))
+            .expect("put")
+    });
+    assert!(
+        !ok && text.contains("entry 3") && text.contains("cannot be opened"),
+        "raw bytes: {text}"
+    );
 
-    // Removed: entry 4 deleted.
-    let removed = app.dir.path().join("removed");
-    copy_dir(&app.cfg.data_dir, &removed);
-    {
-        let cfg = ihms_connect::config::Config {
-            data_dir: removed.clone(),
-            ..app.cfg.clone()
-        };
-        let s = ihms_connect::ops::open_store(&cfg).expect("open copy");
-        audit::system_remove_entry(&s, 4).expect("remove");
-    }
-    let (ok, text) = verify(&removed);
-    assert!(!ok && text.contains("entry 4"), "{text}");
-
-    // Reordered: entries 6 and 7 swapped.
-    let swapped = app.dir.path().join("swapped");
-    copy_dir(&app.cfg.data_dir, &swapped);
-    {
-        let cfg = ihms_connect::config::Config {
-            data_dir: swapped.clone(),
-            ..app.cfg.clone()
-        };
-        let s = ihms_connect::ops::open_store(&cfg).expect("open copy");
-        let six = audit::system_entry(&s, 6).expect("get").expect("6");
-        let seven = audit::system_entry(&s, 7).expect("get").expect("7");
-        audit::system_put_entry_at(&s, 6, &seven).expect("put");
-        audit::system_put_entry_at(&s, 7, &six).expect("put");
-    }
-    let (ok, text) = verify(&swapped);
-    assert!(!ok && text.contains("entry 6"), "{text}");
-
-    // Removing the newest entry is not detectable without a checkpoint, but the
-    // count reported changes, which a saved summary catches.
     let (ok, text) = verify(&app.cfg.data_dir);
     assert!(ok, "the original is untouched: {text}");
 }

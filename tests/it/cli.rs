@@ -286,10 +286,7 @@ fn serve_on_an_empty_dir_prints_setup_answers_health_and_stops_on_sigterm() {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let ca = std::fs::read(data.join("tls/ca.pem")).expect("ca");
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("ca")])
-            .build()
-            .expect("client");
+        let client = crate::common::ca_client(&ca, false);
         let health = client
             .get(format!("https://localhost:{port}/healthz"))
             .send()

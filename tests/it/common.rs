@@ -35,6 +35,19 @@ pub fn test_config(dir: &TempDir) -> Config {
     }
 }
 
+/// A client that trusts only `ca_pem`, does not follow redirects, and keeps cookies
+/// when asked.
+pub fn ca_client(ca_pem: &[u8], cookies: bool) -> Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem).expect("ca");
+    Client::builder()
+        .tls_certs_only([ca])
+        .cookie_store(cookies)
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(true)
+        .build()
+        .expect("client")
+}
+
 pub struct App {
     pub base: String,
     pub ca_pem: String,
@@ -83,14 +96,7 @@ impl App {
     /// A client that trusts only this server's CA, keeps cookies and does not
     /// follow redirects (so tests see them).
     pub fn client(&self) -> Client {
-        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca");
-        Client::builder()
-            .tls_certs_only([ca])
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(true)
-            .build()
-            .expect("client")
+        ca_client(self.ca_pem.as_bytes(), true)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -108,31 +114,25 @@ impl App {
     }
 
     pub async fn post_json(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
-        let resp = self
-            .client()
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("send");
-        let status = resp.status();
-        let value = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, value)
+        json_of(
+            self.client()
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        let resp = self
-            .client()
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("send");
-        let status = resp.status();
-        let value = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, value)
+        json_of(self.client().get(self.url(path)).bearer_auth(token)).await
     }
+}
+
+/// Sends a request and returns its status and JSON body (null when not JSON).
+async fn json_of(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.expect("send");
+    let status = resp.status();
+    (status, resp.json::<Value>().await.unwrap_or(Value::Null))
 }
 
 /// The value of `<input ... name="NAME" value="...">` in a page.

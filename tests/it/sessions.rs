@@ -109,11 +109,7 @@ async fn a_replayed_session_cookie_is_dead_after_sign_out() {
         })
         .find(|c| c.starts_with("__Host-ihms_session="))
         .expect("cookie");
-    let plain = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(app.ca_pem.as_bytes()).expect("ca")])
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let plain = crate::common::ca_client(app.ca_pem.as_bytes(), false);
     let ok = plain
         .get(app.url("/orders"))
         .header("cookie", &cookie)
@@ -217,7 +213,7 @@ async fn unknown_emails_and_wrong_passwords_look_the_same() {
 
 #[tokio::test]
 async fn idle_and_absolute_timeouts_end_sessions() {
-    use ihms_connect::store::accounts;
+    use ihms_connect::store::{accounts, sessions};
     let dir = tempfile::tempdir().expect("dir");
     let cfg = crate::common::test_config(&dir);
     let pw = dir.path().join("pw");
@@ -227,29 +223,29 @@ async fn idle_and_absolute_timeouts_end_sessions() {
     let user = accounts::user_by_email(&store, ADMIN_EMAIL)
         .expect("q")
         .expect("user");
-    let (token, _) = accounts::start_session(&store, &user, None).expect("session");
+    let (token, _) = sessions::start_session(&store, &user, None).expect("session");
     assert!(
-        accounts::session(&store, &token, 60_000, 3_600_000)
+        sessions::session(&store, &token, 60_000, 3_600_000)
             .expect("q")
             .is_some()
     );
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert!(
-        accounts::session(&store, &token, 5, 3_600_000)
+        sessions::session(&store, &token, 5, 3_600_000)
             .expect("q")
             .is_none(),
         "idle timeout"
     );
-    let (token, _) = accounts::start_session(&store, &user, None).expect("session");
+    let (token, _) = sessions::start_session(&store, &user, None).expect("session");
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert!(
-        accounts::session(&store, &token, 60_000, 5)
+        sessions::session(&store, &token, 60_000, 5)
             .expect("q")
             .is_none(),
         "absolute timeout"
     );
     assert!(
-        accounts::session(&store, &token, 60_000, 3_600_000)
+        sessions::session(&store, &token, 60_000, 3_600_000)
             .expect("q")
             .is_none(),
         "expired sessions are deleted"

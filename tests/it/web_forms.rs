@@ -371,16 +371,9 @@ async fn the_first_admin_is_created_with_the_printed_setup_code() {
         .clone()
         .expect("a setup code while no admin exists");
     let app_base = format!("https://localhost:{}", running.addr.port());
-    let ca = reqwest::Certificate::from_pem(running.ca_pem.as_deref().expect("ca").as_bytes())
-        .expect("ca");
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let ca_pem = running.ca_pem.clone().expect("ca");
     let b = crate::common::Browser {
-        client,
+        client: crate::common::ca_client(ca_pem.as_bytes(), true),
         base: app_base,
     };
     let signin = b.client.get(b.url("/signin")).send().await.expect("get");
@@ -412,14 +405,7 @@ async fn the_first_admin_is_created_with_the_printed_setup_code() {
         "signed in as the new admin"
     );
     // The setup page is gone once an admin exists.
-    let fresh = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(
-            running.ca_pem.as_deref().expect("ca").as_bytes(),
-        )
-        .expect("ca")])
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let fresh = crate::common::ca_client(ca_pem.as_bytes(), false);
     let gone = fresh.get(b.url("/setup")).send().await.expect("get");
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     let _ = tx.send(());
@@ -441,12 +427,8 @@ async fn a_configured_certificate_is_used_as_given() {
         !app.cfg.data_dir.join("tls").exists(),
         "no local CA is made when a certificate is configured"
     );
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).expect("ca"))
-        .expect("ca");
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .expect("client");
+    let ca = std::fs::read(tls.join("ca.pem")).expect("ca");
+    let client = crate::common::ca_client(&ca, false);
     let resp = client
         .get(app.url("/healthz"))
         .send()

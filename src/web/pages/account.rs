@@ -5,8 +5,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Serialize;
 
 use crate::domain::validate::check_text;
-use crate::store::accounts;
 use crate::store::audit::{Event, Outcome};
+use crate::store::sessions;
 use crate::web::error::AppError;
 use crate::web::extract::{Posted, Viewer, state};
 use crate::web::view::when;
@@ -25,7 +25,7 @@ fn render(
     error: Option<&str>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
-    let tokens: Vec<TokenRow> = accounts::own_tokens(&state.store, &viewer.caller)
+    let tokens: Vec<TokenRow> = sessions::own_tokens(&state.store, &viewer.caller)
         .map_err(AppError::from)?
         .into_iter()
         .map(|t| TokenRow {
@@ -69,7 +69,7 @@ pub async fn create_token(req: &Request, posted: Posted) -> poem::Result<Respons
         }
     };
     let event = Event::by(&viewer.caller, "token.create", None, Outcome::Ok);
-    let secret = accounts::create_token(&state.store, viewer.user.id, &name, event)
+    let secret = sessions::create_token(&state.store, viewer.user.id, &name, event)
         .map_err(AppError::from)?;
     render(req, viewer, Some(secret), None)
 }

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::crypto;
 use crate::domain::account::{NewUserInput, check_password, normalize_email};
-use crate::store::accounts;
 use crate::store::audit::{self, Event, Outcome};
+use crate::store::{accounts, sessions};
 use crate::web::error::AppError;
 use crate::web::extract::{
     AnonPosted, PRE_COOKIE, Posted, anon_csrf, clear_session_cookie, cookie, pre_cookie,
@@ -132,7 +132,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
         }
     };
     state.throttle.succeed(&account_key);
-    let (token, _) = accounts::start_session(&state.store, &user, from).map_err(AppError::from)?;
+    let (token, _) = sessions::start_session(&state.store, &user, from).map_err(AppError::from)?;
     let mut resp = Redirect::see_other("/orders").into_response();
     resp.headers_mut().append(
         "set-cookie",
@@ -147,7 +147,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
 pub async fn signout(req: &Request, posted: Posted) -> poem::Result<Response> {
     let state = state(req)?;
     let v = &posted.viewer;
-    accounts::end_session(&state.store, &v.token, &v.caller).map_err(AppError::from)?;
+    sessions::end_session(&state.store, &v.token, &v.caller).map_err(AppError::from)?;
     let mut resp = Redirect::see_other("/signin").into_response();
     resp.headers_mut().append(
         "set-cookie",
@@ -306,7 +306,7 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
     }
     tracing::info!(user = %user.id, "first admin created through the setup page");
     let (token, _) =
-        accounts::start_session(&state.store, &user, source(req)).map_err(AppError::from)?;
+        sessions::start_session(&state.store, &user, source(req)).map_err(AppError::from)?;
     let mut resp = Redirect::see_other("/admin/organizations").into_response();
     resp.headers_mut().append(
         "set-cookie",
