@@ -92,6 +92,7 @@ fn main() {
                 data,
                 warnings,
                 provider_access: Vec::new(),
+                workflow: Default::default(),
             }
         })
         .collect();

@@ -47,6 +47,8 @@ pub struct Config {
     /// queue and are turned away when it is full.
     pub password_hash_concurrency: usize,
     pub page_size: usize,
+    /// An offer with no answer after this many hours shows as overdue.
+    pub offer_overdue_hours: u64,
     pub upload_limit_mib: u64,
     pub retention_years: u32,
     pub technical_retention_days: u32,
@@ -75,6 +77,7 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(2),
             page_size: 25,
+            offer_overdue_hours: 24,
             upload_limit_mib: 25,
             retention_years: 7,
             technical_retention_days: 30,

@@ -5,7 +5,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::order::FieldError;
-use super::validate::{check_text, normalize_zip, valid_npi, valid_state};
+use super::order::{Discipline, PlanType};
+use super::placement::ProviderProfile;
+use super::validate::{check_text, normalize_hcpcs, normalize_zip, valid_npi, valid_state};
 use super::{OrgKind, Role};
 
 pub const PASSWORD_MIN: usize = 12;
@@ -67,6 +69,74 @@ pub struct NewOrgInput {
     pub city: String,
     pub state: String,
     pub zip: String,
+    #[serde(flatten)]
+    pub profile: ProfileInput,
+}
+
+/// A provider's directory entry as typed (lists of codes).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct ProfileInput {
+    pub service_zips: Vec<String>,
+    pub payers_accepted: Vec<String>,
+    pub disciplines: Vec<String>,
+    pub hcpcs: Vec<String>,
+    pub paused: bool,
+}
+
+impl ProfileInput {
+    /// Splits comma, space or newline separated text (from a form) into codes.
+    pub fn split(text: &str) -> Vec<String> {
+        text.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn parse(&self) -> Result<ProviderProfile, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut profile = ProviderProfile {
+            paused: self.paused,
+            ..ProviderProfile::default()
+        };
+        for (i, z) in self.service_zips.iter().enumerate() {
+            match normalize_zip(z) {
+                Some(z) => profile.service_zips.push(z.chars().take(5).collect()),
+                None => errors.push(err(&format!("service_zips[{i}]"), "must be 5 digits")),
+            }
+        }
+        for (i, p) in self.payers_accepted.iter().enumerate() {
+            match serde_json::from_value::<PlanType>(serde_json::Value::String(
+                p.trim().to_string(),
+            )) {
+                Ok(p) => profile.payers_accepted.push(p),
+                Err(_) => errors.push(err(&format!("payers_accepted[{i}]"), "is not a plan type")),
+            }
+        }
+        for (i, d) in self.disciplines.iter().enumerate() {
+            match serde_json::from_value::<Discipline>(serde_json::Value::String(
+                d.trim().to_uppercase(),
+            )) {
+                Ok(d) => profile.disciplines.push(d),
+                Err(_) => errors.push(err(
+                    &format!("disciplines[{i}]"),
+                    "is not a home health discipline",
+                )),
+            }
+        }
+        for (i, h) in self.hcpcs.iter().enumerate() {
+            match normalize_hcpcs(h) {
+                Some(h) => profile.hcpcs.push(h),
+                None => errors.push(err(&format!("hcpcs[{i}]"), "is a letter and four digits")),
+            }
+        }
+        profile.service_zips.dedup();
+        if errors.is_empty() {
+            Ok(profile)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +147,7 @@ pub struct NewOrg {
     pub city: String,
     pub state: String,
     pub zip: String,
+    pub profile: ProviderProfile,
 }
 
 impl NewOrgInput {
@@ -116,6 +187,11 @@ impl NewOrgInput {
                 String::new()
             })
         };
+        let profile = self
+            .profile
+            .parse()
+            .map_err(|mut e| errors.append(&mut e))
+            .unwrap_or_default();
         match kind {
             Some(kind) if errors.is_empty() => Ok(NewOrg {
                 name,
@@ -124,6 +200,7 @@ impl NewOrgInput {
                 city,
                 state,
                 zip,
+                profile,
             }),
             _ => Err(errors),
         }

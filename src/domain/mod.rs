@@ -6,7 +6,9 @@
 
 pub mod account;
 pub mod order;
+pub mod placement;
 pub mod validate;
+pub mod workflow;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -13,6 +13,7 @@ use super::audit::{self, Event, Outcome};
 use super::{ORGS, ReadTx, Result, Store, StoreError, USER_EMAIL_IDX, USERS, WriteTx, now_ms};
 use crate::crypto::Keys;
 use crate::domain::account::{NewOrg, NewUser};
+use crate::domain::placement::ProviderProfile;
 use crate::domain::{Caller, OrgKind, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,9 @@ pub struct Org {
     pub zip: String,
     pub disabled: bool,
     pub created_ms: i64,
+    /// The directory entry of a provider (empty for others).
+    #[serde(default)]
+    pub profile: ProviderProfile,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +142,7 @@ pub(crate) fn insert_org(tx: &WriteTx<'_>, org: &NewOrg) -> Result<Org> {
         zip: org.zip.clone(),
         disabled: false,
         created_ms: now_ms(),
+        profile: org.profile.clone(),
     };
     tx.put(ORGS, org.id.as_bytes(), &org)?;
     Ok(org)
@@ -200,6 +205,7 @@ pub fn system_bootstrap(
             city: String::new(),
             state: String::new(),
             zip: String::new(),
+            profile: Default::default(),
         },
     )?;
     let new = NewUser {
@@ -281,6 +287,30 @@ impl<'s> AdminScope<'s> {
         )?;
         tx.commit()?;
         Ok(user)
+    }
+
+    /// Replaces a provider's directory entry.
+    pub fn set_profile(&self, id: Uuid, profile: ProviderProfile) -> Result<Org> {
+        let tx = self.store.write()?;
+        let mut org: Org = tx.get(ORGS, id.as_bytes())?.ok_or(StoreError::NotFound)?;
+        if !org.kind.is_provider() {
+            return Err(StoreError::Conflict(
+                "only providers have a directory entry",
+            ));
+        }
+        org.profile = profile;
+        tx.put(ORGS, id.as_bytes(), &org)?;
+        audit::append(
+            &tx,
+            Event::by(
+                self.caller,
+                "org.profile",
+                Some(id.to_string()),
+                Outcome::Ok,
+            ),
+        )?;
+        tx.commit()?;
+        Ok(org)
     }
 
     /// Disables an organization; the agency itself cannot be disabled.

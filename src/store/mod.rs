@@ -11,7 +11,10 @@
 pub mod accounts;
 pub mod audit;
 pub mod orders;
+pub mod placement;
+pub mod search;
 pub mod sessions;
+pub mod stats;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -41,8 +44,13 @@ pub(crate) const USER_TOKENS_IDX: Def = TableDefinition::new("user_tokens_idx");
 pub(crate) const ORDERS: Def = TableDefinition::new("orders");
 pub(crate) const ORDER_IDX: Def = TableDefinition::new("order_idx");
 pub(crate) const AUDIT: Def = TableDefinition::new("audit");
+pub(crate) const STATS: Def = TableDefinition::new("stats");
+pub(crate) const OPEN_OFFERS_IDX: Def = TableDefinition::new("open_offers_idx");
+pub(crate) const ANSWER_TIME_IDX: Def = TableDefinition::new("answer_time_idx");
+pub(crate) const PLACEMENT_TIME_IDX: Def = TableDefinition::new("placement_time_idx");
+pub(crate) const SEARCH_IDX: Def = TableDefinition::new("search_idx");
 
-const ALL_TABLES: [Def; 12] = [
+const ALL_TABLES: [Def; 17] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -55,6 +63,11 @@ const ALL_TABLES: [Def; 12] = [
     ORDERS,
     ORDER_IDX,
     AUDIT,
+    STATS,
+    OPEN_OFFERS_IDX,
+    ANSWER_TIME_IDX,
+    PLACEMENT_TIME_IDX,
+    SEARCH_IDX,
 ];
 
 const K_FORMAT: Bytes = b"format_version";

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit::{self, Event, Outcome};
-use super::{META, ORDER_IDX, ORDERS, Result, Store, StoreError, WriteTx, now_ms};
+use super::placement::{TimelineEvent, Workflow};
+use super::{
+    META, ORDER_IDX, ORDERS, Result, SEARCH_IDX, Store, StoreError, WriteTx, now_ms, search, stats,
+};
 use crate::domain::order::{FieldWarning, OrderData};
 use crate::domain::{Caller, Party, Status};
 
@@ -29,6 +32,9 @@ pub struct OrderRecord {
     /// Provider organizations with an open or awarded offer on this order.
     #[serde(default)]
     pub provider_access: Vec<Uuid>,
+    /// Coverage, lines, offers and the timeline.
+    #[serde(default)]
+    pub workflow: Workflow,
 }
 
 /// The visibility rule of the domain, written once.
@@ -40,12 +46,72 @@ pub fn visible_to(party: Party, rec: &OrderRecord) -> bool {
     }
 }
 
+/// What `party` may see of an order it can see: providers get the header and only
+/// their own lines, offers and timeline steps; facilities get lines with their
+/// award and start but not individual offers; coverage notes stay with the agency.
+/// Returns the projected record and, for each line kept, its index in the order.
+pub fn project(party: Party, rec: &OrderRecord) -> (OrderRecord, Vec<usize>) {
+    let mut out = rec.clone();
+    let lines = rec.data.services.len();
+    out.workflow.lines.resize(lines, Default::default());
+    match party {
+        Party::Agency => (out, (0..lines).collect()),
+        Party::Facility(_) => {
+            for line in &mut out.workflow.lines {
+                line.offers.clear();
+            }
+            out.workflow.coverage.clear();
+            out.workflow.coverage_override = None;
+            out.workflow.events.retain(|e| {
+                e.provider.is_none() || matches!(e.what.as_str(), "Awarded" | "Care started")
+            });
+            out.provider_access.clear();
+            (out, (0..lines).collect())
+        }
+        Party::Provider(me) => {
+            let keep: Vec<usize> = (0..lines)
+                .filter(|i| {
+                    rec.workflow
+                        .lines
+                        .get(*i)
+                        .is_some_and(|l| l.offers.iter().any(|o| o.provider == me))
+                })
+                .collect();
+            out.data.services = keep
+                .iter()
+                .filter_map(|i| rec.data.services.get(*i).cloned())
+                .collect();
+            out.workflow.lines = keep
+                .iter()
+                .filter_map(|i| out.workflow.lines.get(*i).cloned())
+                .map(|mut l| {
+                    l.offers.retain(|o| o.provider == me);
+                    if l.awarded != Some(me) {
+                        l.awarded = None;
+                        l.start_date = None;
+                    }
+                    l
+                })
+                .collect();
+            out.workflow.coverage.clear();
+            out.workflow.coverage_override = None;
+            out.workflow.question = None;
+            out.workflow.events.retain(|e| e.provider == Some(me));
+            for e in &mut out.workflow.events {
+                e.line = e.line.and_then(|l| keep.iter().position(|k| *k == l));
+            }
+            out.provider_access = vec![me];
+            (out, keep)
+        }
+    }
+}
+
 const SCOPE_AGENCY: u8 = b'A';
 const SCOPE_FACILITY: u8 = b'F';
 const SCOPE_PROVIDER: u8 = b'P';
 const ANY_STATUS: u8 = 0xff;
 
-fn scope_prefix(party: Party) -> [u8; 17] {
+pub(crate) fn scope_prefix(party: Party) -> [u8; 17] {
     let (tag, id) = match party {
         Party::Agency => (SCOPE_AGENCY, Uuid::nil()),
         Party::Facility(org) => (SCOPE_FACILITY, org),
@@ -65,33 +131,45 @@ fn idx_key(party: Party, status: u8, id: &Uuid) -> Vec<u8> {
     k
 }
 
-/// Every index key an order is listed under: one per party that may see it, both
-/// unfiltered and under its current status.
-fn index_keys(rec: &OrderRecord) -> Vec<Vec<u8>> {
-    let parties = [Party::Agency, Party::Facility(rec.facility_id)]
+/// Every party that may see an order: the scopes it is indexed and counted under.
+pub(crate) fn scope_parties(rec: &OrderRecord) -> Vec<Party> {
+    let parties: Vec<Party> = [Party::Agency, Party::Facility(rec.facility_id)]
         .into_iter()
-        .chain(rec.provider_access.iter().map(|p| Party::Provider(*p)));
-    let mut keys = Vec::new();
-    for party in parties {
-        debug_assert!(visible_to(party, rec));
-        keys.push(idx_key(party, ANY_STATUS, &rec.id));
-        keys.push(idx_key(party, rec.status.code(), &rec.id));
+        .chain(rec.provider_access.iter().map(|p| Party::Provider(*p)))
+        .collect();
+    debug_assert!(parties.iter().all(|p| visible_to(*p, rec)));
+    parties
+}
+
+/// Every index key an order is listed under: one per party that may see it, both
+/// unfiltered and under its current status, plus its search terms in that party's
+/// scope.
+fn index_keys(keys: &crate::crypto::Keys, rec: &OrderRecord) -> Vec<(super::Def, Vec<u8>)> {
+    let mut out = Vec::new();
+    let terms = search::terms(rec);
+    for party in scope_parties(rec) {
+        out.push((ORDER_IDX, idx_key(party, ANY_STATUS, &rec.id)));
+        out.push((ORDER_IDX, idx_key(party, rec.status.code(), &rec.id)));
+        for term in &terms {
+            out.push((SEARCH_IDX, search::key(keys, party, term, &rec.id)));
+        }
     }
-    keys
+    out
 }
 
 /// Writes a record and its index entries (replacing the old entries on update).
 pub(crate) fn put_record(tx: &WriteTx<'_>, rec: &OrderRecord) -> Result<()> {
-    if let Some(old) = tx.get::<OrderRecord>(ORDERS, rec.id.as_bytes())? {
-        for k in index_keys(&old) {
-            tx.remove(ORDER_IDX, &k)?;
+    let old = tx.get::<OrderRecord>(ORDERS, rec.id.as_bytes())?;
+    if let Some(old) = &old {
+        for (def, k) in index_keys(tx.keys(), old) {
+            tx.remove(def, &k)?;
         }
     }
     tx.put(ORDERS, rec.id.as_bytes(), rec)?;
-    for k in index_keys(rec) {
-        tx.index_put(ORDER_IDX, &k)?;
+    for (def, k) in index_keys(tx.keys(), rec) {
+        tx.index_put(def, &k)?;
     }
-    Ok(())
+    stats::recount(tx, old.as_ref(), rec)
 }
 
 /// Allocates the next human-friendly number for `year`, e.g. `DO-2026-000123`.
@@ -151,6 +229,81 @@ impl<'s> OrderScope<'s> {
         Ok(Page { items, next })
     }
 
+    /// Orders the caller may see whose number, last name, full name, MRN or date of
+    /// birth equals `query` (normalized), newest first; the search is audited without
+    /// its text.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<OrderRecord>> {
+        let party = self.party();
+        let tx = self.store.write()?;
+        let prefix = search::prefix(self.store.keys(), party, query);
+        let mut lo = prefix.clone();
+        lo.extend_from_slice(&[0u8; 16]);
+        let mut hi = prefix;
+        hi.extend_from_slice(&[0xffu8; 17]);
+        let keys = tx.keys_desc(SEARCH_IDX, &lo, &hi, limit)?;
+        let mut out = Vec::new();
+        for k in keys {
+            let id = &k[k.len() - 16..];
+            if let Some(rec) = tx.get::<OrderRecord>(ORDERS, id)?
+                && visible_to(party, &rec)
+            {
+                out.push(rec);
+            }
+        }
+        audit::append(
+            &tx,
+            Event::by(self.caller, "order.search", None, Outcome::Ok),
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The caller's open orders that have waited longest (oldest first).
+    pub fn oldest_open(&self, limit: usize) -> Result<Vec<OrderRecord>> {
+        let party = self.party();
+        let tx = self.store.read()?;
+        let mut ids: Vec<Vec<u8>> = Vec::new();
+        for status in Status::ALL.into_iter().filter(|s| s.is_open()) {
+            let lo = idx_key(party, status.code(), &Uuid::nil());
+            let hi = idx_key(party, status.code(), &Uuid::max());
+            ids.extend(
+                tx.keys_asc(ORDER_IDX, &lo, &hi, limit)?
+                    .into_iter()
+                    .map(|k| k[18..].to_vec()),
+            );
+        }
+        ids.sort();
+        let mut out = Vec::new();
+        for id in ids.iter().take(limit) {
+            if let Some(rec) = tx.get::<OrderRecord>(ORDERS, id)?
+                && visible_to(party, &rec)
+            {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every order of a list (for export), audited as one export.
+    pub fn export(&self, status: Option<Status>) -> Result<Vec<OrderRecord>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list(status, cursor, 500)?;
+            out.extend(page.items);
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        let detail = format!("{} orders", out.len());
+        audit::record(
+            self.store,
+            Event::by(self.caller, "order.export", Some(detail), Outcome::Ok),
+        )?;
+        Ok(out)
+    }
+
     /// One order the caller may see, audited as a view; anything else is
     /// `NotFound` and audited as a refusal.
     pub fn get(&self, id: Uuid) -> Result<OrderRecord> {
@@ -208,6 +361,18 @@ impl<'s> OrderScope<'s> {
             data,
             warnings,
             provider_access: Vec::new(),
+            workflow: Workflow {
+                events: vec![TimelineEvent {
+                    at_ms: now,
+                    by: self.caller.user_id(),
+                    role: self.caller.role(),
+                    what: "Submitted".into(),
+                    line: None,
+                    provider: None,
+                    note: None,
+                }],
+                ..Workflow::default()
+            },
         };
         put_record(&tx, &rec)?;
         audit::append(

@@ -57,6 +57,34 @@ fn keys_desc_in(
     Ok(out)
 }
 
+/// Keys between `lo` and `hi`, oldest (smallest) first, at most `limit`.
+fn keys_asc_in(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    lo: &[u8],
+    hi: &[u8],
+    limit: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for item in table.range(lo..hi)?.take(limit) {
+        let (k, _) = item?;
+        out.push(k.value().to_vec());
+    }
+    Ok(out)
+}
+
+/// The `n`th key (from 0, ascending) between `lo` and `hi`, without collecting.
+fn nth_key_in(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    lo: &[u8],
+    hi: &[u8],
+    n: usize,
+) -> Result<Option<Vec<u8>>> {
+    match table.range(lo..hi)?.nth(n) {
+        Some(item) => Ok(Some(item?.0.value().to_vec())),
+        None => Ok(None),
+    }
+}
+
 /// Sealed (key, value) pairs between `lo` and `hi`, in the direction asked.
 fn entries_in<T: DeserializeOwned>(
     keys: &Keys,
@@ -160,6 +188,14 @@ impl<'s> ReadTx<'s> {
 
     pub fn keys_desc(&self, def: Def, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
         keys_desc_in(&self.tx.open_table(def)?, lo, hi, limit)
+    }
+
+    pub fn keys_asc(&self, def: Def, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
+        keys_asc_in(&self.tx.open_table(def)?, lo, hi, limit)
+    }
+
+    pub fn nth_key(&self, def: Def, lo: &[u8], hi: &[u8], n: usize) -> Result<Option<Vec<u8>>> {
+        nth_key_in(&self.tx.open_table(def)?, lo, hi, n)
     }
 
     pub fn entries<T: DeserializeOwned>(

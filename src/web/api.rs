@@ -5,20 +5,22 @@
 use poem::http::StatusCode;
 use poem::web::{Json, Path, Query};
 use poem::{Body, IntoResponse, Request, Response, Route, get, handler, post};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::AppError;
 use super::extract::{ApiCaller, state};
 use super::submit::submit;
 use super::view::rfc3339;
-use crate::domain::Status;
 use crate::domain::account::{NewOrgInput, NewUserInput};
-use crate::domain::order::{FieldError, FieldWarning, OrderData, OrderInput};
+use crate::domain::order::{FieldError, OrderInput};
+use crate::domain::{Party, Status};
 use crate::store::StoreError;
 use crate::store::accounts::AdminScope;
+use crate::store::orders::project;
 use crate::store::orders::{OrderRecord, OrderScope};
+use serde_json::json;
 
 const JSON_LIMIT: usize = 1024 * 1024;
 
@@ -26,14 +28,28 @@ pub fn routes() -> Route {
     Route::new()
         .at("/organizations", post(create_org))
         .at("/organizations/:id/disable", post(disable_org))
+        .at("/organizations/:id/profile", post(set_profile))
         .at("/users", post(create_user))
         .at("/users/:id/disable", post(disable_user))
         .at("/orders", get(list_orders).post(create_order))
+        .at("/orders/search", get(super::api_workflow::search))
+        .at("/orders/export.csv", get(super::api_workflow::export_csv))
+        .at("/dashboard", get(super::api_workflow::dashboard))
         .at("/orders/:id", get(get_order))
+        .at("/orders/:id/fit", get(super::api_workflow::fit))
+        .at("/orders/:id/:step", post(super::api_workflow::order_step))
+        .at(
+            "/orders/:id/lines/:line/:step",
+            post(super::api_workflow::line_step),
+        )
+        .at(
+            "/orders/:id/offers/:offer/:step",
+            post(super::api_workflow::offer_step),
+        )
 }
 
 /// Reads a JSON body; a value of the wrong type is reported with its path.
-async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
+pub(super) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
     let bytes = body
         .into_bytes_limit(JSON_LIMIT)
         .await
@@ -101,31 +117,65 @@ async fn create_user(req: &Request, api: ApiCaller, body: Body) -> poem::Result<
     ))
 }
 
-/// An order as the API shows it: its fields plus id, number, status, timestamps.
-#[derive(Serialize)]
-struct OrderOut<'a> {
-    id: Uuid,
-    number: &'a str,
-    status: Status,
-    referring_facility: Uuid,
-    created_at: String,
-    updated_at: String,
-    #[serde(flatten)]
-    data: &'a OrderData,
-    warnings: &'a [FieldWarning],
-}
-
-fn order_out(rec: &OrderRecord) -> OrderOut<'_> {
-    OrderOut {
-        id: rec.id,
-        number: &rec.number,
-        status: rec.status,
-        referring_facility: rec.facility_id,
-        created_at: rfc3339(rec.created_ms),
-        updated_at: rfc3339(rec.updated_ms),
-        data: &rec.data,
-        warnings: &rec.warnings,
+/// An order as the API shows it to `party`: its fields plus id, number, status,
+/// timestamps, and the workflow as that party may see it (see `orders::project`).
+pub fn order_out(party: Party, rec: &OrderRecord) -> serde_json::Value {
+    let (view, lines) = project(party, rec);
+    let mut out = serde_json::to_value(&view.data).unwrap_or_default();
+    if let Some(map) = out.as_object_mut() {
+        map.insert("id".into(), json!(view.id));
+        map.insert("number".into(), json!(view.number));
+        map.insert("status".into(), json!(view.status));
+        map.insert("referring_facility".into(), json!(view.facility_id));
+        map.insert("created_at".into(), json!(rfc3339(view.created_ms)));
+        map.insert("updated_at".into(), json!(rfc3339(view.updated_ms)));
+        map.insert("warnings".into(), json!(view.warnings));
+        let wf = &view.workflow;
+        let line_out: Vec<serde_json::Value> = lines
+            .iter()
+            .zip(wf.lines.iter())
+            .zip(view.data.services.iter())
+            .map(|((index, line), service)| {
+                json!({
+                    "line": index,
+                    "kind": crate::domain::placement::line_kind(service),
+                    "awarded_to": line.awarded,
+                    "start_date": line.start_date,
+                    "offers": line.offers.iter().map(|o| json!({
+                        "id": o.id,
+                        "provider": o.provider,
+                        "status": o.status,
+                        "offered_at": rfc3339(o.offered_ms),
+                        "answered_at": o.answered_ms.map(rfc3339),
+                        "decline_reason": o.decline_reason.map(|r| r.code()),
+                        "decline_text": o.decline_text,
+                        "question": o.question,
+                        "reply": o.reply,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        map.insert("lines".into(), json!(line_out));
+        if party == Party::Agency {
+            map.insert("coverage".into(), json!(wf.coverage));
+            map.insert("coverage_override".into(), json!(wf.coverage_override));
+        }
+        map.insert("question".into(), json!(wf.question));
+        map.insert("cancel_reason".into(), json!(wf.cancel_reason));
+        map.insert(
+            "timeline".into(),
+            json!(
+                wf.events
+                    .iter()
+                    .map(|e| json!({
+                        "at": rfc3339(e.at_ms), "by": e.by, "role": e.role, "what": e.what,
+                        "line": e.line, "provider": e.provider, "note": e.note,
+                    }))
+                    .collect::<Vec<_>>()
+            ),
+        );
     }
+    out
 }
 
 #[handler]
@@ -172,7 +222,8 @@ async fn list_orders(
     let page = OrderScope::new(&state.store, &api.caller)
         .list(status, cursor, limit)
         .map_err(AppError::from)?;
-    let items: Vec<OrderOut<'_>> = page.items.iter().map(order_out).collect();
+    let party = api.caller.party();
+    let items: Vec<serde_json::Value> = page.items.iter().map(|r| order_out(party, r)).collect();
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next })).into_response())
 }
 
@@ -189,10 +240,7 @@ async fn get_order(
         return Err(AppError::NotFound.into());
     };
     let rec = scope.get(id).map_err(AppError::from)?;
-    Ok(
-        Json(serde_json::to_value(order_out(&rec)).map_err(|e| AppError::Internal(e.to_string()))?)
-            .into_response(),
-    )
+    Ok(Json(order_out(api.caller.party(), &rec)).into_response())
 }
 
 fn path_id(id: &str) -> Result<Uuid, AppError> {
@@ -230,4 +278,21 @@ async fn disable_user(
         .disable_user(path_id(&id)?)
         .map_err(conflict)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[handler]
+async fn set_profile(
+    req: &Request,
+    api: ApiCaller,
+    Path(id): Path<String>,
+    body: Body,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    let admin = admin(&state, &api)?;
+    let input: crate::domain::account::ProfileInput = json_body(body).await?;
+    let profile = input.parse().map_err(AppError::Invalid)?;
+    let org = admin
+        .set_profile(path_id(&id)?, profile)
+        .map_err(conflict)?;
+    Ok(Json(json!({ "id": org.id, "profile": org.profile })).into_response())
 }

@@ -7,10 +7,15 @@
 //! to HTML or problem JSON in one place (`error`).
 
 pub mod api;
+pub mod api_workflow;
+pub mod dashboard;
 pub mod error;
+pub mod export;
 pub mod extract;
+pub mod fit;
 pub mod order_form;
 pub mod pages;
+pub mod steps;
 pub mod submit;
 pub mod view;
 

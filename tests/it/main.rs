@@ -10,3 +10,4 @@ mod orders_api;
 mod sessions;
 mod store_at_rest;
 mod web_forms;
+mod workflow;

@@ -253,6 +253,7 @@ pub async fn create_org(req: &Request, posted: Posted) -> poem::Result<Response>
         city: posted.form.get("city").into(),
         state: posted.form.get("state").into(),
         zip: posted.form.get("zip").into(),
+        profile: Default::default(),
     };
     match input.parse() {
         Ok(new) => {
