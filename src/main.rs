@@ -121,6 +121,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -220,6 +221,9 @@ fn run(cli: Cli) -> Result<()> {
             command: TlsCommand::ExportCa { common },
         } => {
             let cfg = config(&common, None)?;
+            if !cfg.data_dir.is_dir() {
+                anyhow::bail!("data directory {} does not exist", cfg.data_dir.display());
+            }
             print!("{}", tls::ca_pem(&cfg.data_dir)?);
             Ok(())
         }

@@ -108,6 +108,9 @@ fn read_password_file(path: &Path) -> Result<String> {
         .with_context(|| format!("cannot read password file {}", path.display()))?;
     let password = text.strip_suffix('\n').unwrap_or(&text);
     let password = password.strip_suffix('\r').unwrap_or(password).to_string();
+    if password.contains(['\n', '\r']) {
+        bail!("the password file {} must hold one line", path.display());
+    }
     check_password(&password).map_err(|m| anyhow!("the password in {} {m}", path.display()))?;
     Ok(password)
 }

@@ -163,6 +163,8 @@ pub fn ensure_local(data_dir: &Path, hostnames: &[String]) -> Result<TlsMaterial
         dn.push(DnType::CommonName, "IHMS Connect");
         p.distinguished_name = dn;
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Strict verifiers (Python 3.13+, openssl -x509_strict) require the AKI.
+        p.use_authority_key_identifier_extension = true;
         p.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,

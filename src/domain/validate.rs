@@ -27,6 +27,8 @@ use time::Date;
 
 const REQUIRED: &str = "is required";
 const MAX_DIAGNOSES: usize = 25;
+/// The most DME items or caregiver tasks on one line, and insurance plans on one order.
+const MAX_LIST: usize = 25;
 /// Oldest accepted birth date, in years before today.
 const MAX_AGE_YEARS: i32 = 130;
 /// Medicare home health: the face-to-face encounter falls within this many days
@@ -575,6 +577,11 @@ impl Checker {
             &format!("{at}.items"),
             "must list at least one item",
         );
+        let bounded = self.require(
+            line.items.len() <= MAX_LIST,
+            &format!("{at}.items"),
+            "must list at most 25 items",
+        );
         let items = self.each(&line.items, |c, j, item| {
             let at = format!("{at}.items[{j}]");
             let hcpcs = c.code(
@@ -602,6 +609,7 @@ impl Checker {
             })
         });
         present?;
+        bounded?;
         Some(ServiceLine::Dme {
             items: items?,
             notes: notes?,
@@ -626,10 +634,16 @@ impl Checker {
             &format!("{at}.tasks"),
             "must list at least one task",
         );
+        let bounded = self.require(
+            line.tasks.len() <= MAX_LIST,
+            &format!("{at}.tasks"),
+            "must list at most 25 tasks",
+        );
         let tasks = self.each(&line.tasks, |c, j, task| {
             c.text(&format!("{at}.tasks[{j}]"), task, Text::Required)
         });
         present?;
+        bounded?;
         Some(ServiceLine::Caregiver {
             hours_per_week: hours_per_week?,
             tasks: tasks?,

@@ -85,6 +85,20 @@ pub fn user(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<User>> {
     tx.get(USERS, id.as_bytes())
 }
 
+/// A user who may act now: not disabled, in an organization that is not disabled.
+pub fn active_user(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<User>> {
+    let Some(user) = user(tx, id)? else {
+        return Ok(None);
+    };
+    let org_active = org(tx, user.org_id)?.is_some_and(|o| !o.disabled);
+    Ok((!user.disabled && org_active).then_some(user))
+}
+
+/// `active_user` in a transaction of its own.
+pub fn is_active(store: &Store, id: Uuid) -> Result<bool> {
+    Ok(active_user(&store.read()?, id)?.is_some())
+}
+
 pub fn org(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<Org>> {
     tx.get(ORGS, id.as_bytes())
 }

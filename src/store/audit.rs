@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AUDIT, ReadTx, Result, Store, WriteTx, now_ms};
+use super::{AUDIT, META, ReadTx, Result, Store, WriteTx, now_ms};
 use crate::domain::Caller;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,8 +116,8 @@ fn chain_hash(tx_keys: &crate::crypto::Keys, e: &Entry) -> String {
 
 /// Appends `event` to the chain inside `tx`.
 pub fn append(tx: &WriteTx<'_>, event: Event) -> Result<u64> {
-    let (seq, prev) = match tx.last::<Entry>(AUDIT)? {
-        Some((_, last)) => (last.seq + 1, last.hash),
+    let (seq, prev) = match tx.get::<Head>(META, HEAD_KEY)? {
+        Some(head) => (head.entries + 1, head.hash),
         None => (1, GENESIS.to_string()),
     };
     let mut entry = Entry {
@@ -135,8 +135,26 @@ pub fn append(tx: &WriteTx<'_>, event: Event) -> Result<u64> {
     };
     entry.hash = chain_hash(tx.keys(), &entry);
     tx.put(AUDIT, &seq.to_be_bytes(), &entry)?;
+    tx.put(
+        META,
+        HEAD_KEY,
+        &Head {
+            entries: seq,
+            hash: entry.hash.clone(),
+        },
+    )?;
     Ok(seq)
 }
+
+/// The chain's head, sealed beside the log and moved in the same commit as every
+/// append, so removing the newest entries (or all of them) is detected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    pub entries: u64,
+    pub hash: String,
+}
+
+const HEAD_KEY: &[u8] = b"audit_head";
 
 /// Records an event in a transaction of its own (sign-in failures, refusals).
 pub fn record(store: &Store, event: Event) -> Result<u64> {
@@ -231,10 +249,41 @@ pub fn verify(store: &Store) -> Result<Verdict> {
         }
         Ok(())
     })?;
+    let entries = expected_seq - 1;
+    if broken.is_none() {
+        // The walk was clean; it must also end where the sealed head says.
+        let head = match tx.get::<Head>(META, HEAD_KEY) {
+            Ok(head) => head,
+            Err(_) => {
+                return Ok(Verdict::Broken {
+                    seq: entries + 1,
+                    why: "the chain head cannot be opened".into(),
+                });
+            }
+        };
+        let has_accounts = tx.len(super::USERS)? > 0;
+        broken = match head {
+            Some(h) if h.entries > entries => Some((
+                entries + 1,
+                format!(
+                    "missing: the chain head records {} entries (newest entries removed)",
+                    h.entries
+                ),
+            )),
+            Some(h) if h.entries < entries || h.hash != prev => Some((
+                h.entries.min(entries).max(1),
+                "does not match the recorded chain head".into(),
+            )),
+            None if entries > 0 || has_accounts => {
+                Some((1, "the chain head is missing (log removed)".into()))
+            }
+            _ => None,
+        };
+    }
     Ok(match broken {
         Some((seq, why)) => Verdict::Broken { seq, why },
         None => Verdict::Intact {
-            entries: expected_seq - 1,
+            entries,
             head: prev,
         },
     })

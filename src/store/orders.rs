@@ -106,6 +106,15 @@ pub fn project(party: Party, rec: &OrderRecord) -> (OrderRecord, Vec<usize>) {
     }
 }
 
+/// Whether `caller` may see order `id` right now, without auditing a view (used to
+/// decide where to send someone after a step that may have ended their access).
+pub fn visible_now(store: &Store, caller: &Caller, id: Uuid) -> Result<bool> {
+    let tx = store.read()?;
+    Ok(tx
+        .get::<OrderRecord>(ORDERS, id.as_bytes())?
+        .is_some_and(|r| visible_to(caller.party(), &r)))
+}
+
 const SCOPE_AGENCY: u8 = b'A';
 const SCOPE_FACILITY: u8 = b'F';
 const SCOPE_PROVIDER: u8 = b'P';

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::accounts::{User, cat, user};
+use super::accounts::{User, active_user, cat};
 use super::audit::{self, Event, Outcome};
 use super::{
     Result, SESSIONS, Store, StoreError, TOKENS, USER_SESSIONS_IDX, USER_TOKENS_IDX, USERS,
@@ -97,12 +97,12 @@ pub fn session(
         let Some(session) = tx.get::<Session>(SESSIONS, &hash)? else {
             return Ok(None);
         };
-        let user = user(&tx, session.user_id)?;
+        let user = active_user(&tx, session.user_id)?;
         (session, user)
     };
     let expired = now - session.last_seen_ms > idle_ms || now - session.created_ms > absolute_ms;
     let user = match user {
-        Some(u) if !u.disabled && !expired => u,
+        Some(u) if !expired => u,
         _ => {
             end_session_hash(store, &hash, session.user_id)?;
             return Ok(None);
@@ -175,7 +175,7 @@ pub fn token_user(store: &Store, secret: &str) -> Result<Option<User>> {
         let Some(token) = tx.get::<ApiToken>(TOKENS, &hash)? else {
             return Ok(None);
         };
-        let user = user(&tx, token.user_id)?.filter(|u| !u.disabled);
+        let user = active_user(&tx, token.user_id)?;
         (token, user)
     };
     // Record use at most once a minute, so reads stay cheap.

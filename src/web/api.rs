@@ -71,8 +71,21 @@ pub(super) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, AppE
     })
 }
 
+/// The admin's powers, or a 404 (audited as a refusal) for anyone else.
 fn admin<'a>(state: &'a super::AppState, api: &'a ApiCaller) -> Result<AdminScope<'a>, AppError> {
-    AdminScope::new(&state.store, &api.caller).ok_or(AppError::NotFound)
+    match AdminScope::new(&state.store, &api.caller) {
+        Some(scope) => Ok(scope),
+        None => {
+            let event = crate::store::audit::Event::by(
+                &api.caller,
+                "admin.access",
+                None,
+                crate::store::audit::Outcome::Refused,
+            );
+            crate::store::audit::record(&state.store, event)?;
+            Err(AppError::NotFound)
+        }
+    }
 }
 
 fn created(body: serde_json::Value) -> Response {
@@ -222,6 +235,13 @@ async fn list_orders(
     let page = OrderScope::new(&state.store, &api.caller)
         .list(status, cursor, limit)
         .map_err(AppError::from)?;
+    let event = crate::store::audit::Event::by(
+        &api.caller,
+        "order.list",
+        None,
+        crate::store::audit::Outcome::Ok,
+    );
+    crate::store::audit::record(&state.store, event).map_err(AppError::from)?;
     let party = api.caller.party();
     let items: Vec<serde_json::Value> = page.items.iter().map(|r| order_out(party, r)).collect();
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next })).into_response())

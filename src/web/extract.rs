@@ -72,6 +72,9 @@ impl Viewer {
             csrf: self.session.csrf.clone(),
             active,
             notice: None,
+            inbox_count: super::pages::dashboard::awaiting(state, self)
+                .map(|o| o.len())
+                .unwrap_or(0),
         }
     }
 }
@@ -136,9 +139,11 @@ impl<'a> FromRequest<'a> for ApiCaller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(AppError::SignInRequired)?;
-        let user = sessions::token_user(&state.store, secret)
-            .map_err(AppError::from)?
-            .ok_or(AppError::SignInRequired)?;
+        let Some(user) = sessions::token_user(&state.store, secret).map_err(AppError::from)? else {
+            let event = audit::Event::anonymous("api.auth", source(req), Outcome::Failed);
+            audit::record(&state.store, event).map_err(AppError::from)?;
+            return Err(AppError::SignInRequired.into());
+        };
         Ok(ApiCaller {
             caller: user.caller(source(req)),
             user,

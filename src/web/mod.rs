@@ -189,10 +189,10 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", pages)
         .data(state)
         .around(|ep, req| async move {
-            let path = req.uri().path().to_string();
+            let path = loggable_path(req.uri().path());
             let method = req.method().clone();
             let started = std::time::Instant::now();
-            let cacheable = path.starts_with("/assets/");
+            let cacheable = req.uri().path().starts_with("/assets/");
             let mut resp = ep.get_response(req).await;
             secure_headers(&mut resp, cacheable);
             // Paths carry ids only (never PHI); query strings are not logged.
@@ -205,6 +205,67 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
             );
             Ok(resp)
         })
+}
+
+/// A request path fit for the log: route words, ids and numbers are kept; any
+/// other segment (which could be something a user typed) becomes `~`.
+fn loggable_path(path: &str) -> String {
+    const WORDS: &[&str] = &[
+        "api",
+        "v1",
+        "orders",
+        "new",
+        "admin",
+        "users",
+        "organizations",
+        "audit",
+        "account",
+        "tokens",
+        "signin",
+        "signout",
+        "setup",
+        "healthz",
+        "assets",
+        "style.css",
+        "steps",
+        "lines",
+        "offers",
+        "disable",
+        "profile",
+        "search",
+        "dashboard",
+        "inbox",
+        "fit",
+        "export.csv",
+        "review",
+        "ask",
+        "answer",
+        "coverage",
+        "coverage-override",
+        "complete",
+        "cancel",
+        "offer",
+        "start",
+        "respond",
+        "reply",
+        "withdraw",
+        "award",
+        "documents",
+        "links",
+        "messages",
+        "threads",
+        "download",
+    ];
+    path.split('/')
+        .map(|seg| {
+            let keep = seg.is_empty()
+                || WORDS.contains(&seg)
+                || uuid::Uuid::parse_str(seg).is_ok()
+                || (seg.len() <= 6 && seg.bytes().all(|b| b.is_ascii_digit()));
+            if keep { seg } else { "~" }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 pub fn rustls_config(tls: &TlsMaterial) -> RustlsConfig {
@@ -243,4 +304,21 @@ pub async fn serve(
         .name("ihms-connect")
         .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_paths_keep_ids_and_route_words_only() {
+        assert_eq!(
+            super::loggable_path("/api/v1/orders/Eugene%20Okafor"),
+            "/api/v1/orders/~"
+        );
+        assert_eq!(super::loggable_path("/orders/MRN2833706"), "/orders/~");
+        let id = "01a23c3e-a243-771c-8447-d51a56d328fc";
+        assert_eq!(
+            super::loggable_path(&format!("/orders/{id}/lines/0/start")),
+            format!("/orders/{id}/lines/0/start")
+        );
+    }
 }

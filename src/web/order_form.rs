@@ -98,14 +98,20 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
         }
     }
 
-    let primary_row = form.get("diagnoses_primary").parse::<usize>().unwrap_or(0);
+    // Exactly one primary row must be chosen; anything else leaves none marked, so
+    // validation reports it on `diagnoses`.
+    let primaries = form.all("diagnoses_primary");
+    let primary_row = match primaries.as_slice() {
+        [one] => one.parse::<usize>().ok(),
+        _ => None,
+    };
     let mut diagnoses = Vec::new();
     for i in 0..DIAGNOSIS_ROWS {
         let p = format!("diagnoses[{i}]");
         let d = DiagnosisInput {
             code: g(&format!("{p}.code")),
             description: g(&format!("{p}.description")),
-            primary: i == primary_row,
+            primary: primary_row == Some(i),
         };
         if !d.code.trim().is_empty() || !d.description.trim().is_empty() {
             map.add(format!("diagnoses[{}]", diagnoses.len()), p);
@@ -121,7 +127,7 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
         );
         services.push(s);
     };
-    if form.get("svc.home_health") == "on" {
+    if !form.get("svc.home_health").is_empty() {
         let s = ServiceInput {
             kind: "home_health".into(),
             disciplines: form.all("svc.home_health.disciplines"),
@@ -131,7 +137,7 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
         };
         add_service("home_health", s, &mut map);
     }
-    if form.get("svc.dme") == "on" {
+    if !form.get("svc.dme").is_empty() {
         let mut items = Vec::new();
         let index = services_len_hint(&map);
         for j in 0..DME_ROWS {
@@ -158,7 +164,7 @@ pub fn read(form: &FormFields) -> (OrderInput, PathMap, Vec<FieldError>) {
         };
         add_service("dme", s, &mut map);
     }
-    if form.get("svc.caregiver") == "on" {
+    if !form.get("svc.caregiver").is_empty() {
         let s = ServiceInput {
             kind: "caregiver".into(),
             hours_per_week: number(form, "svc.caregiver.hours_per_week", &mut errors),

@@ -64,6 +64,8 @@ pub struct Base {
     pub csrf: String,
     pub active: &'static str,
     pub notice: Option<String>,
+    /// Offers awaiting a provider user's answer (the inbox badge).
+    pub inbox_count: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -138,6 +138,19 @@ async fn key_actions_are_audited_without_phi_and_tampering_is_detected() {
         audit::system_put_entry_at(s, 7, &six).expect("put");
     });
     assert!(!ok && text.contains("entry 6"), "reordered: {text}");
+    let (ok, text) = tampered("truncated", &|s| {
+        audit::system_remove_entry(s, count).expect("remove newest");
+    });
+    assert!(
+        !ok && text.contains(&format!("entry {count}")),
+        "newest removed: {text}"
+    );
+    let (ok, text) = tampered("emptied", &|s| {
+        for seq in 1..=count {
+            audit::system_remove_entry(s, seq).expect("remove");
+        }
+    });
+    assert!(!ok, "all entries removed: {text}");
     let (ok, text) = tampered("flipped", &|s| {
         s.system_raw_put("audit", &3u64.to_be_bytes(), Some(&[0u8; 64]))
             .expect("put")

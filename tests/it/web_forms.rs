@@ -436,3 +436,40 @@ async fn a_configured_certificate_is_used_as_given() {
         .expect("served with the configured certificate");
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn disabling_an_organization_locks_out_its_users_at_once() {
+    let app = spawn_app().await;
+    let w = crate::common::world(&app).await;
+    let planner = sign_in(&app, "planner@gulfcoast.test", PASSWORD).await;
+    assert_eq!(planner.page("/orders").await.0, StatusCode::OK);
+    let (status, _) = app
+        .post_json(
+            &app.admin_token,
+            &format!("/api/v1/organizations/{}/disable", w.orgs["fac2"]),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        planner.page("/orders").await.0,
+        StatusCode::SEE_OTHER,
+        "web session ends"
+    );
+    let (status, _) = app.get_json(&w.fac2_token, "/api/v1/orders").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "API token stops working");
+    let again = crate::common::Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    };
+    let resp = again
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", "planner@gulfcoast.test"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "no new sign-in");
+    let (status, _) = app.get_json(&w.fac3_token, "/api/v1/orders").await;
+    assert_eq!(status, StatusCode::OK, "other organizations are unaffected");
+}

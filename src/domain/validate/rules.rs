@@ -159,7 +159,12 @@ pub fn check_text(s: &str, max_chars: usize, multiline: bool) -> Result<String, 
         s.trim().to_owned()
     };
     let allowed = |c: char| multiline && matches!(c, '\n' | '\t');
-    if text.chars().any(|c| c.is_control() && !allowed(c)) {
+    // Invisible and direction-changing characters let one name pose as another.
+    let deceptive = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    if text
+        .chars()
+        .any(|c| (c.is_control() && !allowed(c)) || deceptive(c))
+    {
         return Err(if multiline {
             "must not contain control characters"
         } else {

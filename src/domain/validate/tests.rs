@@ -317,3 +317,30 @@ fn optional_fields_may_be_empty_and_caregiver_may_be_absent() {
     let (data, _) = validate(&order, TODAY).expect("valid");
     assert_eq!(data.patient.caregiver, None);
 }
+
+#[test]
+fn invisible_and_direction_changing_characters_are_refused_in_names() {
+    for bad in [
+        "Ann\u{202E}a",
+        "An\u{200B}na",
+        "An\u{2028}na",
+        "An\u{FEFF}na",
+    ] {
+        assert!(check_text(bad, 100, false).is_err(), "{bad:?}");
+    }
+    assert!(check_text("Zoë O'Brien-Łukasz", 100, false).is_ok());
+}
+
+#[test]
+fn lists_inside_a_line_are_bounded() {
+    let mut input: OrderInput =
+        serde_json::from_str::<Vec<OrderInput>>(VALID).expect("fixtures")[0].clone();
+    input.services[0].kind = "caregiver".into();
+    input.services[0].hours_per_week = Some(10);
+    input.services[0].tasks = vec!["bathing".into(); 26];
+    let errors = validate(&input, TODAY).expect_err("too many tasks");
+    assert!(
+        errors.iter().any(|e| e.field == "services[0].tasks"),
+        "{errors:?}"
+    );
+}

@@ -21,8 +21,18 @@ use crate::web::extract::{AdminCap, FormFields, Posted, Viewer, state};
 use crate::web::pages::session::{ErrorItem, title_case};
 use crate::web::view::{Choice, when};
 
+/// The admin's powers, or a 404 (audited as a refusal) for anyone else.
 fn scope<'a>(state: &'a AppState, viewer: &'a Viewer) -> Result<AdminScope<'a>, AppError> {
-    AdminScope::new(&state.store, &viewer.caller).ok_or(AppError::NotFound)
+    match AdminScope::new(&state.store, &viewer.caller) {
+        Some(scope) => Ok(scope),
+        None => {
+            audit::record(
+                &state.store,
+                audit::Event::by(&viewer.caller, "admin.access", None, Outcome::Refused),
+            )?;
+            Err(AppError::NotFound)
+        }
+    }
 }
 
 /// Turns a store conflict on a form into a field error.
@@ -303,6 +313,23 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "order.create",
     "order.view",
     "order.list",
+    "order.search",
+    "order.export",
+    "order.review",
+    "order.ask",
+    "order.answer",
+    "order.coverage",
+    "order.coverage_override",
+    "offer.create",
+    "offer.respond",
+    "offer.reply",
+    "offer.withdraw",
+    "offer.award",
+    "order.start",
+    "order.complete",
+    "order.cancel",
+    "org.profile",
+    "api.auth",
     "admin.access",
     "csrf.reject",
     "service.start",
@@ -387,4 +414,113 @@ pub async fn audit_log(
         .templates
         .render("audit.html", &base, view)?
         .into_response())
+}
+
+fn render_profile(
+    req: &Request,
+    viewer: &Viewer,
+    id: Uuid,
+    form: Option<(&FormFields, Vec<FieldError>)>,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    scope(&state, viewer)?;
+    let tx = state.store.read().map_err(AppError::from)?;
+    let org = accounts::org(&tx, id)
+        .map_err(AppError::from)?
+        .filter(|o| o.kind.is_provider())
+        .ok_or(AppError::NotFound)?;
+    drop(tx);
+    let p = &org.profile;
+    let plan_code = |t: &crate::domain::order::PlanType| {
+        serde_json::to_value(t)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let (zips, hcpcs, payers, disciplines, paused, status, errs) = match &form {
+        Some((f, errors)) => (
+            f.get("service_zips").to_string(),
+            f.get("hcpcs").to_string(),
+            f.all("payers_accepted"),
+            f.all("disciplines"),
+            f.get("paused") == "on",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            FormState::from_errors(f, errors.clone()),
+        ),
+        None => (
+            p.service_zips.join(", "),
+            p.hcpcs.join(", "),
+            p.payers_accepted.iter().map(plan_code).collect(),
+            p.disciplines.iter().map(|d| format!("{d:?}")).collect(),
+            p.paused,
+            StatusCode::OK,
+            FormState::default(),
+        ),
+    };
+    let plans = [
+        ("medicare", "Medicare"),
+        ("medicare_advantage", "Medicare Advantage"),
+        ("medicaid", "Medicaid"),
+        ("commercial", "Commercial"),
+        ("va", "VA"),
+        ("self_pay", "Self-pay"),
+    ];
+    let discs = [
+        ("SN", "Skilled nursing"),
+        ("PT", "Physical therapy"),
+        ("OT", "Occupational therapy"),
+        ("ST", "Speech therapy"),
+        ("MSW", "Medical social work"),
+        ("HHA", "Home health aide"),
+    ];
+    let view = serde_json::json!({
+        "org": { "id": org.id.to_string(), "name": org.name, "kind": org.kind.as_str(), "kind_label": org.kind.label() },
+        "values": { "service_zips": zips, "hcpcs": hcpcs },
+        "payers": plans.iter().map(|(v, l)| serde_json::json!({"value": v, "label": l, "checked": payers.iter().any(|p| p == v)})).collect::<Vec<_>>(),
+        "disciplines": discs.iter().map(|(v, l)| serde_json::json!({"value": v, "label": l, "checked": disciplines.iter().any(|d| d == v)})).collect::<Vec<_>>(),
+        "paused": paused,
+        "errors": errs.errors,
+        "error_list": errs.error_list,
+    });
+    let base = viewer.base(&state, format!("Directory: {}", org.name), "organizations");
+    Ok(state
+        .templates
+        .render("org_profile.html", &base, view)?
+        .with_status(status)
+        .into_response())
+}
+
+#[handler]
+pub async fn profile_page(
+    req: &Request,
+    AdminCap(viewer): AdminCap,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    render_profile(req, &viewer, parse_id(&id)?, None)
+}
+
+#[handler]
+pub async fn save_profile(
+    req: &Request,
+    posted: Posted,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    let id = parse_id(&id)?;
+    let admin = scope(&state, &posted.viewer)?;
+    let f = &posted.form;
+    let input = crate::domain::account::ProfileInput {
+        service_zips: crate::domain::account::ProfileInput::split(f.get("service_zips")),
+        payers_accepted: f.all("payers_accepted"),
+        disciplines: f.all("disciplines"),
+        hcpcs: crate::domain::account::ProfileInput::split(f.get("hcpcs")),
+        paused: f.get("paused") == "on",
+    };
+    match input.parse() {
+        Ok(profile) => {
+            admin.set_profile(id, profile).map_err(conflict_to_field)?;
+            Ok(Redirect::see_other("/admin/organizations").into_response())
+        }
+        Err(errors) => render_profile(req, &posted.viewer, id, Some((f, errors))),
+    }
 }

@@ -2,8 +2,10 @@
 
 mod account;
 mod admin;
-mod orders;
+pub(crate) mod dashboard;
+pub(crate) mod orders;
 mod session;
+mod steps;
 
 use poem::{Route, get, post};
 
@@ -14,8 +16,14 @@ pub fn routes() -> Route {
         .at("/signout", post(session::signout))
         .at("/setup", get(session::setup_page).post(session::setup))
         .at("/orders", get(orders::list))
+        .at("/orders/export.csv", get(orders::export))
+        .at("/dashboard", get(dashboard::dashboard))
+        .at("/inbox", get(dashboard::inbox))
         .at("/orders/new", get(orders::new_page).post(orders::create))
         .at("/orders/:id", get(orders::detail))
+        .at("/orders/:id/steps/:step", post(steps::order_step))
+        .at("/orders/:id/lines/:line/:step", post(steps::line_step))
+        .at("/orders/:id/offers/:offer/:step", post(steps::offer_step))
         .at(
             "/admin/users",
             get(admin::users_page).post(admin::create_user),
@@ -26,6 +34,11 @@ pub fn routes() -> Route {
             get(admin::orgs_page).post(admin::create_org),
         )
         .at("/admin/organizations/:id/disable", post(admin::disable_org))
+        .at("/admin/organizations/:id", get(admin::profile_page))
+        .at(
+            "/admin/organizations/:id/profile",
+            post(admin::save_profile),
+        )
         .at("/admin/audit", get(admin::audit_log))
         .at(
             "/account/tokens",

@@ -24,6 +24,24 @@ use crate::web::view::{Choice, when};
 pub struct ListQuery {
     status: Option<String>,
     after: Option<String>,
+    q: Option<String>,
+}
+
+#[handler]
+pub async fn export(
+    req: &Request,
+    viewer: Viewer,
+    Query(q): Query<ListQuery>,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => {
+            Some(Status::parse(s).ok_or_else(|| AppError::BadRequest("unknown status".into()))?)
+        }
+        None => None,
+    };
+    let csv = crate::web::export::csv(&state, &viewer.caller, status)?;
+    Ok(crate::web::export::response(csv))
 }
 
 #[derive(Serialize)]
@@ -74,9 +92,30 @@ pub async fn list(
         }
         None => None,
     };
-    let page = OrderScope::new(&state.store, &viewer.caller)
-        .list(status, cursor, state.cfg.page_size)
-        .map_err(AppError::from)?;
+    let query =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+    let scope = OrderScope::new(&state.store, &viewer.caller);
+    let page = match &query {
+        Some(text) => crate::store::orders::Page {
+            items: scope.search(text, 100).map_err(AppError::from)?,
+            next: None,
+        },
+        None => scope
+            .list(status, cursor, state.cfg.page_size)
+            .map_err(AppError::from)?,
+    };
+    if query.is_none() {
+        let event = crate::store::audit::Event::by(
+            &viewer.caller,
+            "order.list",
+            None,
+            crate::store::audit::Outcome::Ok,
+        );
+        crate::store::audit::record(&state.store, event).map_err(AppError::from)?;
+    }
     let names = org_names(&state)?;
     let orders: Vec<OrderRow> = page
         .items
@@ -110,6 +149,9 @@ pub async fn list(
         "next_url": page.next.map(|n| format!("/orders?{status_param}after={n}")),
         "first_url": cursor.map(|_| format!("/orders?{}", status_param.trim_end_matches('&'))),
         "can_create": viewer.caller.role() != Role::ProviderUser,
+        "q": query.clone().unwrap_or_default(),
+        "searching": query.is_some(),
+        "export_url": format!("/orders/export.csv?{}", status_param.trim_end_matches('&')),
     });
     let base = viewer.base(&state, "Orders", "orders");
     Ok(state
@@ -216,23 +258,70 @@ pub async fn create(req: &Request, posted: Posted) -> poem::Result<Response> {
     }
 }
 
-#[derive(Serialize)]
-struct DetailView<'a> {
-    order: OrderDetail<'a>,
-    warnings: &'a [crate::domain::order::FieldWarning],
-}
-
-#[derive(Serialize)]
-struct OrderDetail<'a> {
-    id: String,
-    number: &'a str,
-    status: &'static str,
-    status_label: &'static str,
-    priority: &'a crate::domain::order::Priority,
-    facility_name: String,
-    created_at: String,
-    updated_at: String,
-    data: &'a crate::domain::order::OrderData,
+/// Renders an order's page for the viewer, optionally with a refused step's error.
+pub fn render_detail(
+    state: &crate::web::AppState,
+    viewer: &Viewer,
+    rec: &OrderRecord,
+    error: Option<(String, String)>,
+) -> poem::Result<Response> {
+    let names = org_names(state)?;
+    let party = viewer.caller.party();
+    let wf = crate::web::api::order_out(party, rec);
+    let side = match party {
+        Party::Agency => "agency",
+        Party::Facility(_) => "facility",
+        Party::Provider(_) => "provider",
+    };
+    let open = rec.status.is_open();
+    let fit = if party == Party::Agency && open {
+        Some(crate::web::fit::for_order(state, rec)?)
+    } else {
+        None
+    };
+    let view = serde_json::json!({
+        "order": {
+            "id": rec.id.to_string(),
+            "number": rec.number,
+            "status": rec.status.as_str(),
+            "status_label": rec.status.label(),
+            "priority": rec.data.priority,
+            "facility_name": names.get(&rec.facility_id).cloned().unwrap_or_default(),
+            "created_at": when(rec.created_ms),
+            "updated_at": when(rec.updated_ms),
+            "data": serde_json::from_value::<serde_json::Value>(wf.clone()).unwrap_or_default(),
+        },
+        "warnings": rec.warnings,
+        "wf": wf,
+        "side": side,
+        "providers": names.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        "actions": {
+            "review": party == Party::Agency && rec.status == Status::Submitted,
+            "ask": party == Party::Agency && rec.status == Status::InReview,
+            "answer": party != Party::Provider(viewer.caller.org_id()) && rec.status == Status::NeedsInfo,
+            "coverage": party == Party::Agency && open,
+            "offer": party == Party::Agency && matches!(rec.status, Status::InReview | Status::PendingPlacement),
+            "complete": party == Party::Agency && rec.status == Status::InService,
+            "cancel": party != Party::Provider(viewer.caller.org_id()) && open,
+        },
+        "fit": fit,
+        "decline_reasons": crate::domain::placement::DeclineReason::ALL.iter().map(|r| Choice {
+            value: r.code().into(), label: r.label().into(), selected: false,
+        }).collect::<Vec<_>>(),
+        "error": error.map(|(field, message)| serde_json::json!({ "field": field, "message": message })),
+        "today": today().to_string(),
+    });
+    let base = viewer.base(state, format!("Order {}", rec.number), "orders");
+    let status = if view["error"].is_null() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok(state
+        .templates
+        .render("order_detail.html", &base, view)?
+        .with_status(status)
+        .into_response())
 }
 
 #[handler]
@@ -248,24 +337,5 @@ pub async fn detail(
         return Err(AppError::NotFound.into());
     };
     let rec: OrderRecord = scope.get(id).map_err(AppError::from)?;
-    let names = org_names(&state)?;
-    let view = DetailView {
-        order: OrderDetail {
-            id: rec.id.to_string(),
-            number: &rec.number,
-            status: rec.status.as_str(),
-            status_label: rec.status.label(),
-            priority: &rec.data.priority,
-            facility_name: names.get(&rec.facility_id).cloned().unwrap_or_default(),
-            created_at: when(rec.created_ms),
-            updated_at: when(rec.updated_ms),
-            data: &rec.data,
-        },
-        warnings: &rec.warnings,
-    };
-    let base = viewer.base(&state, format!("Order {}", rec.number), "orders");
-    Ok(state
-        .templates
-        .render("order_detail.html", &base, view)?
-        .into_response())
+    render_detail(&state, &viewer, &rec, None)
 }

@@ -105,9 +105,13 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
         return Ok(resp);
     }
     let user = accounts::user_by_email(&state.store, &email).map_err(AppError::from)?;
+    let active = match &user {
+        Some(u) => accounts::is_active(&state.store, u.id).map_err(AppError::from)?,
+        None => false,
+    };
     let stored = user
         .as_ref()
-        .filter(|u| !u.disabled)
+        .filter(|_| active)
         .map(|u| u.password_hash.as_str());
     let ok = state
         .hasher
@@ -115,7 +119,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
         .await
         .map_err(AppError::from)?;
     let user = match user {
-        Some(u) if ok && !u.disabled => u,
+        Some(u) if ok && active => u,
         other => {
             state.throttle.fail(&account_key, from.as_deref());
             let mut event = Event::anonymous("signin", from, Outcome::Failed);
