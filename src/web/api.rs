@@ -26,7 +26,7 @@ const JSON_LIMIT: usize = 1024 * 1024;
 
 pub fn routes() -> Route {
     Route::new()
-        .at("/organizations", post(create_org))
+        .at("/organizations", get(list_orgs).post(create_org))
         .at("/organizations/:id/disable", post(disable_org))
         .at("/organizations/:id/profile", post(set_profile))
         .at("/users", post(create_user))
@@ -315,4 +315,22 @@ async fn set_profile(
         .set_profile(path_id(&id)?, profile)
         .map_err(conflict)?;
     Ok(Json(json!({ "id": org.id, "profile": org.profile })).into_response())
+}
+
+/// Every organization with its id, kind and directory entry (admin and staff: the
+/// ids are what `referring_facility`, `organization_id` and offers take).
+#[handler]
+async fn list_orgs(req: &Request, api: ApiCaller) -> poem::Result<Response> {
+    let state = state(req)?;
+    if !api.caller.is_agency() {
+        admin(&state, &api)?;
+    }
+    let tx = state.store.read().map_err(AppError::from)?;
+    let orgs = crate::store::accounts::all_orgs(&tx).map_err(AppError::from)?;
+    let items: Vec<serde_json::Value> = orgs
+        .iter()
+        .map(|o| json!({ "id": o.id, "name": o.name, "kind": o.kind, "npi": o.npi, "city": o.city,
+                         "state": o.state, "zip": o.zip, "disabled": o.disabled, "profile": o.profile }))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
 }

@@ -243,6 +243,12 @@ pub fn label(field: &str) -> String {
         .replace("patient.caregiver.", "Caregiver contact ")
         .replace("patient.", "Patient ")
         .replace("ordering_physician.", "Physician ")
+        .replace("dob", "date of birth")
+        .replace("npi", "NPI")
+        .replace("mrn", "MRN")
+        .replace("hcpcs", "HCPCS code")
+        .replace("zip", "ZIP")
+        .replace("member_id", "member ID")
         .replace('_', " ");
     let mut out = String::new();
     for part in cleaned.split('.') {
@@ -327,7 +333,7 @@ mod tests {
 
     #[test]
     fn labels_count_rows_from_one() {
-        assert_eq!(label("svc.dme.items[0].hcpcs"), "DME items 1 hcpcs");
-        assert_eq!(label("patient.dob"), "Patient dob");
+        assert_eq!(label("svc.dme.items[0].hcpcs"), "DME items 1 HCPCS code");
+        assert_eq!(label("patient.dob"), "Patient date of birth");
     }
 }
