@@ -72,6 +72,21 @@ enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
+    /// The configuration file
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file and print the settings in force
+    Check {
+        /// The file to check
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -215,6 +230,20 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = config(&common, None)?;
             println!("{}", ops::verify_audit(&cfg)?);
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check { config: file },
+        } => {
+            let cfg = Config::load(&Overrides {
+                config_file: Some(file.clone()),
+                ..Overrides::default()
+            })?;
+            println!("{} is valid; settings in force:", file.display());
+            print!(
+                "{}",
+                toml::to_string(&cfg).context("cannot show the settings")?
+            );
             Ok(())
         }
         Command::Tls {

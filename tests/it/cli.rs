@@ -311,3 +311,65 @@ fn serve_on_an_empty_dir_prints_setup_answers_health_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn config_check_accepts_the_example_and_names_what_is_wrong() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.example.toml");
+    let out = bin()
+        .args(["config", "check", "--config"])
+        .arg(&example)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"0.0.0.0:8443\""));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"0.0.0.0:8443\"\nsesion_idle_minutes = 5\n").expect("write");
+    let out = bin()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        stderr_line(&out).contains("sesion_idle_minutes"),
+        "unknown keys are named"
+    );
+}
+
+#[test]
+fn systemd_accepts_the_unit() {
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("systemd-analyze is not installed; skipping");
+        return;
+    };
+    assert!(probe.status.success());
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/ihms-connect.service"),
+    )
+    .expect("unit");
+    // Point ExecStart at the built binary so the check does not need an install.
+    let unit = unit.replace("/usr/bin/ihms-connect", env!("CARGO_BIN_EXE_ihms-connect"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("ihms-connect.service");
+    std::fs::write(&path, unit).expect("write");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("ihms-connect.service:"),
+        "{text}"
+    );
+}
