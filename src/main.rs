@@ -106,6 +106,14 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// Write the whole log as JSON lines, oldest first (stop the service first)
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// Where to write (default: standard output)
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Check the hash chain; exit 0 with a summary, or non-zero naming the first bad entry
     Verify {
         #[command(flatten)]
@@ -223,6 +231,25 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = config(&common, None)?;
             println!("{}", ops::create_token(&cfg, &email, &name)?);
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Export { common, out },
+        } => {
+            let cfg = config(&common, None)?;
+            let store = ops::open_store(&cfg)?;
+            let count = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let n = ihms_connect::store::audit::export(&store, &mut w)?;
+                    std::io::Write::flush(&mut w)?;
+                    n
+                }
+                None => ihms_connect::store::audit::export(&store, &mut std::io::stdout().lock())?,
+            };
+            eprintln!("exported {count} audit entries");
             Ok(())
         }
         Command::Audit {

@@ -308,3 +308,26 @@ pub fn system_remove_entry(store: &Store, seq: u64) -> Result<()> {
     tx.remove(AUDIT, &seq.to_be_bytes())?;
     tx.commit()
 }
+
+/// Writes every entry, oldest first, as one JSON object per line; returns the count.
+pub fn export(store: &Store, out: &mut dyn std::io::Write) -> Result<u64> {
+    let tx = store.read()?;
+    let mut n = 0u64;
+    let mut failed: Option<String> = None;
+    tx.raw_scan(AUDIT, |key, sealed| {
+        if failed.is_some() {
+            return Ok(());
+        }
+        let entry: Entry = tx.open_raw(AUDIT, key, sealed)?;
+        match serde_json::to_string(&entry).map(|line| writeln!(out, "{line}")) {
+            Ok(Ok(())) => n += 1,
+            Ok(Err(e)) => failed = Some(e.to_string()),
+            Err(e) => failed = Some(e.to_string()),
+        }
+        Ok(())
+    })?;
+    match failed {
+        Some(why) => Err(super::StoreError::Db(why)),
+        None => Ok(n),
+    }
+}

@@ -49,6 +49,8 @@ fn every_command_has_help() {
         vec!["init", "--help"],
         vec!["token", "create", "--help"],
         vec!["audit", "verify", "--help"],
+        vec!["audit", "export", "--help"],
+        vec!["config", "check", "--help"],
         vec!["tls", "export-ca", "--help"],
     ] {
         let out = bin().args(&args).output().expect("run");
@@ -133,6 +135,19 @@ fn init_then_token_then_verify_and_init_refuses_an_initialised_dir() {
     let line = String::from_utf8_lossy(&verify.stdout);
     assert!(line.starts_with("audit chain intact:"), "{line}");
     assert_eq!(line.trim().lines().count(), 1);
+
+    let export = run(&["audit", "export"], &data);
+    assert!(export.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let summary = String::from_utf8_lossy(&verify.stdout).to_string();
+    assert!(
+        summary.contains(&format!("{} entries", lines.len())),
+        "{summary}"
+    );
+    assert_eq!(lines[0]["seq"], 1);
 
     let ca = run(&["tls", "export-ca"], &data);
     assert!(ca.status.success());
