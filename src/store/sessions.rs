@@ -28,10 +28,15 @@ pub struct Session {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiToken {
+    #[serde(default)]
+    pub id: Uuid,
     pub user_id: Uuid,
     pub name: String,
     pub created_ms: i64,
     pub last_used_ms: Option<i64>,
+    /// After this instant the token is refused (None: no expiry).
+    #[serde(default)]
+    pub expires_ms: Option<i64>,
 }
 
 pub const TOKEN_PREFIX: &str = "ihms_";
@@ -142,6 +147,17 @@ pub fn end_session(store: &Store, token: &str, caller: &Caller) -> Result<()> {
 
 /// Creates an API token for `user_id`; returns the secret, shown once.
 pub fn create_token(store: &Store, user_id: Uuid, name: &str, actor: Event) -> Result<String> {
+    create_token_until(store, user_id, name, None, actor)
+}
+
+/// Creates an API token that expires at `expires_ms` (if given).
+pub fn create_token_until(
+    store: &Store,
+    user_id: Uuid,
+    name: &str,
+    expires_ms: Option<i64>,
+    actor: Event,
+) -> Result<String> {
     let secret = format!("{TOKEN_PREFIX}{}", crypto::random_token()?);
     let hash = crypto::sha256(secret.as_bytes());
     let tx = store.write()?;
@@ -152,10 +168,12 @@ pub fn create_token(store: &Store, user_id: Uuid, name: &str, actor: Event) -> R
         return Err(StoreError::Conflict("the user is disabled"));
     }
     let token = ApiToken {
+        id: Uuid::now_v7(),
         user_id,
         name: name.to_string(),
         created_ms: now_ms(),
         last_used_ms: None,
+        expires_ms,
     };
     tx.put(TOKENS, &hash, &token)?;
     tx.index_put(USER_TOKENS_IDX, &cat(user_id.as_bytes(), &hash))?;
@@ -175,6 +193,9 @@ pub fn token_user(store: &Store, secret: &str) -> Result<Option<User>> {
         let Some(token) = tx.get::<ApiToken>(TOKENS, &hash)? else {
             return Ok(None);
         };
+        if token.expires_ms.is_some_and(|t| now_ms() >= t) {
+            return Ok(None);
+        }
         let user = active_user(&tx, token.user_id)?;
         (token, user)
     };
@@ -206,4 +227,29 @@ pub fn own_tokens(store: &Store, caller: &Caller) -> Result<Vec<ApiToken>> {
         }
     }
     Ok(out)
+}
+
+/// Revokes one of the caller's own tokens, by id; audited in the same commit.
+pub fn revoke_own_token(store: &Store, caller: &Caller, id: Uuid) -> Result<()> {
+    let user = caller.user_id();
+    let tx = store.write()?;
+    let (lo, hi) = (
+        cat(user.as_bytes(), &[0u8; 32]),
+        cat(user.as_bytes(), &[0xffu8; 33]),
+    );
+    for key in tx.keys_desc(USER_TOKENS_IDX, &lo, &hi, usize::MAX)? {
+        if tx
+            .get::<ApiToken>(TOKENS, &key[16..])?
+            .is_some_and(|t| t.id == id)
+        {
+            tx.remove(TOKENS, &key[16..])?;
+            tx.remove(USER_TOKENS_IDX, &key)?;
+            audit::append(
+                &tx,
+                Event::by(caller, "token.revoke", Some(id.to_string()), Outcome::Ok),
+            )?;
+            return tx.commit();
+        }
+    }
+    Err(StoreError::NotFound)
 }

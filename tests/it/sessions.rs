@@ -251,3 +251,79 @@ async fn idle_and_absolute_timeouts_end_sessions() {
         "expired sessions are deleted"
     );
 }
+
+#[tokio::test]
+async fn api_tokens_expire_and_can_be_revoked_at_once() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let token = admin.api_token().await;
+    assert_eq!(
+        app.get_json(&token, "/api/v1/orders").await.0,
+        StatusCode::OK
+    );
+    let (_, html) = admin.page("/account/tokens").await;
+    assert!(html.contains("Expires"));
+    let at = html.find("/account/tokens/").expect("revoke form") + "/account/tokens/".len();
+    let id = html[at..at + 36].to_string();
+    let resp = admin
+        .submit(
+            "/account/tokens",
+            &format!("/account/tokens/{id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_json(&token, "/api/v1/orders").await.0,
+        StatusCode::UNAUTHORIZED,
+        "revoked at once"
+    );
+    // Someone else's token id answers 404.
+    let other = admin.api_token().await;
+    let (_, html) = admin.page("/account/tokens").await;
+    let at = html.find("/account/tokens/").expect("form") + "/account/tokens/".len();
+    let other_id = html[at..at + 36].to_string();
+    crate::common::create_user(
+        &app,
+        "second@ihms.test",
+        "staff",
+        &crate::common::agency_id(&app).await,
+    )
+    .await;
+    let second = sign_in(&app, "second@ihms.test", PASSWORD).await;
+    let resp = second
+        .submit(
+            "/account/tokens",
+            &format!("/account/tokens/{other_id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get_json(&other, "/api/v1/orders").await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = crate::common::test_config(&dir);
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, PASSWORD).expect("pw");
+    ihms_connect::ops::init(&cfg, ADMIN_EMAIL, "Ada", &pw).expect("init");
+    let store = ihms_connect::ops::open_store(&cfg).expect("store");
+    let user = ihms_connect::store::accounts::user_by_email(&store, ADMIN_EMAIL)
+        .expect("q")
+        .expect("user");
+    let event = ihms_connect::store::audit::Event::anonymous(
+        "token.create",
+        None,
+        ihms_connect::store::audit::Outcome::Ok,
+    );
+    let past = ihms_connect::store::now_ms() - 1;
+    use ihms_connect::store::sessions;
+    let secret =
+        sessions::create_token_until(&store, user.id, "old", Some(past), event).expect("token");
+    assert!(sessions::token_user(&store, &secret).expect("q").is_none());
+}

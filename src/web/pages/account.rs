@@ -13,9 +13,12 @@ use crate::web::view::when;
 
 #[derive(Serialize)]
 struct TokenRow {
+    id: String,
     name: String,
     created_at: String,
     last_used_at: Option<String>,
+    expires_at: Option<String>,
+    expired: bool,
 }
 
 fn render(
@@ -29,9 +32,12 @@ fn render(
         .map_err(AppError::from)?
         .into_iter()
         .map(|t| TokenRow {
+            id: t.id.to_string(),
             name: t.name,
             created_at: when(t.created_ms),
             last_used_at: t.last_used_ms.map(when),
+            expires_at: t.expires_ms.map(when),
+            expired: t.expires_ms.is_some_and(|e| e <= crate::store::now_ms()),
         })
         .collect();
     let status = if error.is_some() {
@@ -68,8 +74,28 @@ pub async fn create_token(req: &Request, posted: Posted) -> poem::Result<Respons
             );
         }
     };
+    let days: i64 = match posted.form.get("expires_days") {
+        "" | "90" => 90,
+        "30" => 30,
+        "365" => 365,
+        _ => return render(req, viewer, None, Some("Choose when the token expires.")),
+    };
+    let expires = crate::store::now_ms() + days * 86_400_000;
     let event = Event::by(&viewer.caller, "token.create", None, Outcome::Ok);
-    let secret = sessions::create_token(&state.store, viewer.user.id, &name, event)
-        .map_err(AppError::from)?;
+    let secret =
+        sessions::create_token_until(&state.store, viewer.user.id, &name, Some(expires), event)
+            .map_err(AppError::from)?;
     render(req, viewer, Some(secret), None)
+}
+
+#[handler]
+pub async fn revoke_token(
+    req: &Request,
+    posted: Posted,
+    poem::web::Path(id): poem::web::Path<String>,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
+    sessions::revoke_own_token(&state.store, &posted.viewer.caller, id).map_err(AppError::from)?;
+    Ok(poem::web::Redirect::see_other("/account/tokens").into_response())
 }

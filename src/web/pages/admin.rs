@@ -310,6 +310,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "user.create",
     "user.disable",
     "token.create",
+    "token.revoke",
     "order.create",
     "order.view",
     "order.list",

@@ -44,4 +44,5 @@ pub fn routes() -> Route {
             "/account/tokens",
             get(account::tokens_page).post(account::create_token),
         )
+        .at("/account/tokens/:id/revoke", post(account::revoke_token))
 }
