@@ -40,29 +40,50 @@ fn user(role: Role, org: Uuid) -> User {
 
 fn run(count: usize) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("dir");
-    let store = Store::create(dir.path(), &MasterKey::create(&dir.path().join("master.key")).expect("key")).expect("store");
+    let store = Store::create(
+        dir.path(),
+        &MasterKey::create(&dir.path().join("master.key")).expect("key"),
+    )
+    .expect("store");
     let admin = user(Role::Admin, Uuid::now_v7()).caller(None);
     let admin_scope = AdminScope::new(&store, &admin).expect("admin");
     let orgs: serde_json::Value =
-        serde_json::from_str(include_str!("../../shared/fixtures/organizations.json")).expect("orgs");
+        serde_json::from_str(include_str!("../../shared/fixtures/organizations.json"))
+            .expect("orgs");
     let mut facilities = Vec::new();
     let mut providers = Vec::new();
     for i in 0..20 {
-        let mut f: NewOrgInput = serde_json::from_value(orgs["referring_facilities"][i % 4].clone()).expect("org");
+        let mut f: NewOrgInput =
+            serde_json::from_value(orgs["referring_facilities"][i % 4].clone()).expect("org");
         f.name = format!("{} {i}", f.name);
-        facilities.push(admin_scope.create_org(&f.parse().expect("valid")).expect("create").id);
+        facilities.push(
+            admin_scope
+                .create_org(&f.parse().expect("valid"))
+                .expect("create")
+                .id,
+        );
     }
     for p in orgs["providers"].as_array().expect("providers") {
         let mut input: NewOrgInput = serde_json::from_value(p.clone()).expect("org");
         input.profile.service_zips.push("33602".into());
         input.profile.payers_accepted.push("medicare".into());
-        providers.push((admin_scope.create_org(&input.parse().expect("valid")).expect("create"), p["kind"].clone()));
+        providers.push((
+            admin_scope
+                .create_org(&input.parse().expect("valid"))
+                .expect("create"),
+            p["kind"].clone(),
+        ));
     }
     let fixtures: Vec<OrderInput> =
-        serde_json::from_str(include_str!("../../shared/fixtures/discharge-orders.json")).expect("fixtures");
+        serde_json::from_str(include_str!("../../shared/fixtures/discharge-orders.json"))
+            .expect("fixtures");
     let today = time::macros::date!(2026 - 12 - 03);
     // DME-only orders at ZIP 33602 with an item every DME supplier carries.
-    let mut template = fixtures.iter().find(|o| o.services.len() == 1 && o.services[0].kind == "dme").expect("dme").clone();
+    let mut template = fixtures
+        .iter()
+        .find(|o| o.services.len() == 1 && o.services[0].kind == "dme")
+        .expect("dme")
+        .clone();
     template.patient.address.zip = "33602".into();
     template.services[0].items.truncate(1);
     template.services[0].items[0].hcpcs = "E0143".into();
@@ -86,26 +107,42 @@ fn run(count: usize) -> (Duration, Duration) {
             workflow: Default::default(),
         });
         if batch.len() == 2_000 || i + 1 == count {
-            system_import(&store, &batch, Event::anonymous("bench.import", None, Outcome::Ok)).expect("import");
+            system_import(
+                &store,
+                &batch,
+                Event::anonymous("bench.import", None, Outcome::Ok),
+            )
+            .expect("import");
             batch.clear();
         }
     }
     // Real offers and answers on a slice of the orders, for the provider figures.
     let staff = user(Role::Staff, Uuid::now_v7()).caller(None);
     let flow = WorkflowScope::new(&store, &staff);
-    let dme: Vec<Uuid> = providers.iter().filter(|(_, k)| k == "dme").map(|(o, _)| o.id).collect();
+    let dme: Vec<Uuid> = providers
+        .iter()
+        .filter(|(_, k)| k == "dme")
+        .map(|(o, _)| o.id)
+        .collect();
     for (n, id) in ids.iter().take(300).enumerate() {
         flow.override_coverage(*id, "bench").expect("override");
         flow.offer(*id, 0, &dme).expect("offer");
-        let rec: OrderRecord = ihms_connect::store::orders::OrderScope::new(&store, &staff).get(*id).expect("get");
+        let rec: OrderRecord = ihms_connect::store::orders::OrderScope::new(&store, &staff)
+            .get(*id)
+            .expect("get");
         for offer in &rec.workflow.lines[0].offers {
             let p = user(Role::ProviderUser, offer.provider).caller(None);
             let answer = if n % 3 == 0 {
-                Response::Decline { reason: Some(DeclineReason::NoCapacity), text: String::new() }
+                Response::Decline {
+                    reason: Some(DeclineReason::NoCapacity),
+                    text: String::new(),
+                }
             } else {
                 Response::Accept
             };
-            WorkflowScope::new(&store, &p).respond(*id, offer.id, answer).expect("respond");
+            WorkflowScope::new(&store, &p)
+                .respond(*id, offer.id, answer)
+                .expect("respond");
         }
     }
     let state = AppState::new(store, Config::default()).expect("state");
@@ -117,7 +154,10 @@ fn run(count: usize) -> (Duration, Duration) {
         let view = ihms_connect::web::dashboard::build(&state, &staff).expect("build");
         build.push(t.elapsed());
         let t = Instant::now();
-        let html = state.templates.render("dashboard.html", &base, &view).expect("render");
+        let html = state
+            .templates
+            .render("dashboard.html", &base, &view)
+            .expect("render");
         render.push(t.elapsed());
         assert!(html.0.contains("</html>"));
     }

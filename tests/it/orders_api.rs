@@ -331,9 +331,22 @@ async fn agency_users_list_organizations_with_their_ids_and_others_cannot() {
     let (status, body) = app.get_json(&w.staff_token, "/api/v1/organizations").await;
     assert_eq!(status, StatusCode::OK);
     let items = body["items"].as_array().expect("items");
-    assert!(items.iter().any(|o| o["id"] == json!(w.orgs["fac1"]) && o["kind"] == json!("referring_facility")));
-    let prov4 = items.iter().find(|o| o["id"] == json!(w.orgs["prov4"])).expect("prov4");
-    assert!(prov4["profile"]["hcpcs"].as_array().expect("hcpcs").contains(&json!("E0260")), "directory kept from the fixture");
+    assert!(
+        items
+            .iter()
+            .any(|o| o["id"] == json!(w.orgs["fac1"]) && o["kind"] == json!("referring_facility"))
+    );
+    let prov4 = items
+        .iter()
+        .find(|o| o["id"] == json!(w.orgs["prov4"]))
+        .expect("prov4");
+    assert!(
+        prov4["profile"]["hcpcs"]
+            .as_array()
+            .expect("hcpcs")
+            .contains(&json!("E0260")),
+        "directory kept from the fixture"
+    );
     let (status, _) = app.get_json(&w.fac2_token, "/api/v1/organizations").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -631,3 +631,182 @@ async fn search_export_and_dashboard_show_only_what_the_caller_may_see() {
     let (_, prov) = app.get_json(&w.provider_token, "/api/v1/dashboard").await;
     assert_eq!(prov["total"], json!(0));
 }
+
+#[tokio::test]
+async fn the_workflow_works_through_the_web_pages_alone() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let id = submit(&app, &w.fac3_token, &w.orgs, "order-014").await;
+    let page = format!("/orders/{id}");
+    let staff = sign_in(&app, "coordinator@ihms.test", PASSWORD).await;
+    let planner = sign_in(&app, "planner@pinellasrehab.test", PASSWORD).await;
+    let provider = sign_in(&app, "intake@harborhh.test", PASSWORD).await; // prov1
+    let post = |b: &crate::common::Browser, action: String, fields: Vec<(&'static str, String)>| {
+        let b = crate::common::Browser {
+            client: b.client.clone(),
+            base: b.base.clone(),
+        };
+        let page = page.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            b.submit(&page, &action, &fields).await
+        }
+    };
+    let resp = post(&staff, format!("{page}/steps/review"), vec![]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = post(
+        &staff,
+        format!("{page}/steps/ask"),
+        vec![("question", "Stairs at home?".into())],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = planner.page(&page).await;
+    assert!(
+        html.contains("Stairs at home?"),
+        "the facility sees the question"
+    );
+    let resp = post(
+        &planner,
+        format!("{page}/steps/answer"),
+        vec![("text", "Three steps, rail on left.".into())],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // Offering before coverage is refused on the page with the reason shown.
+    let resp = post(
+        &staff,
+        format!("{page}/lines/0/offer"),
+        vec![("providers", w.orgs["prov1"].clone())],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.expect("html").contains("eligible"));
+    let cov = vec![
+        ("plan", "0".into()),
+        ("result", "eligible".into()),
+        ("method", "phone".into()),
+        ("reference", "REF-1".into()),
+    ];
+    assert_eq!(
+        post(&staff, format!("{page}/steps/coverage"), cov)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let resp = post(
+        &staff,
+        format!("{page}/lines/0/offer"),
+        vec![("providers", w.orgs["prov1"].clone())],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // The provider's inbox shows the offer; it accepts on the page.
+    let (_, inbox) = provider.page("/inbox").await;
+    assert!(inbox.contains(&id), "offer listed in the inbox");
+    let (_, json) = app
+        .get_json(&w.provider_token, &format!("/api/v1/orders/{id}"))
+        .await;
+    let offer = json["lines"][0]["offers"][0]["id"]
+        .as_str()
+        .expect("offer")
+        .to_string();
+    let resp = post(
+        &provider,
+        format!("{page}/offers/{offer}/respond"),
+        vec![("answer", "accepted".into())],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post(&staff, format!("{page}/offers/{offer}/award"), vec![])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let resp = post(
+        &provider,
+        format!("{page}/lines/0/start"),
+        vec![("date", "2026-12-07".into())],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post(&staff, format!("{page}/steps/complete"), vec![])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, html) = staff.page(&page).await;
+    assert!(html.contains("Completed") && html.contains("Care started"));
+    // The dashboard renders for every role and counts the completed order.
+    for b in [&staff, &planner, &provider] {
+        let (status, html) = b.page("/dashboard").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("<svg"), "a server-drawn chart");
+    }
+    // Another facility's user gets 404 on every workflow route of this order.
+    let other = sign_in(&app, "planner@gulfcoast.test", PASSWORD).await;
+    for action in [
+        "steps/cancel",
+        "steps/answer",
+        "lines/0/start",
+        &format!("offers/{offer}/respond"),
+    ] {
+        let resp = crate::common::Browser {
+            client: other.client.clone(),
+            base: other.base.clone(),
+        }
+        .submit(
+            "/orders",
+            &format!("{page}/{action}"),
+            &[("reason", "x"), ("text", "x"), ("date", "2026-12-08")],
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+}
+
+#[tokio::test]
+async fn admins_keep_the_provider_directory_on_its_page() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let admin = sign_in(&app, crate::common::ADMIN_EMAIL, PASSWORD).await;
+    let page = format!("/admin/organizations/{}", w.orgs["prov4"]);
+    let (status, html) = admin.page(&page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("E0260"));
+    let resp = admin
+        .submit(
+            &page,
+            &format!("{page}/profile"),
+            &[
+                ("service_zips", "33602 33511"),
+                ("payers_accepted", "medicare"),
+                ("hcpcs", "E0260, E026"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a bad HCPCS code is refused"
+    );
+    let resp = admin
+        .submit(
+            &page,
+            &format!("{page}/profile"),
+            &[
+                ("service_zips", "33602 33511"),
+                ("payers_accepted", "medicare"),
+                ("hcpcs", "E0260, E0135"),
+                ("paused", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = admin.page(&page).await;
+    assert!(html.contains("33511") && html.contains("E0135"));
+    let staff = sign_in(&app, "coordinator@ihms.test", PASSWORD).await;
+    assert_eq!(staff.page(&page).await.0, StatusCode::NOT_FOUND);
+}
