@@ -21,6 +21,17 @@ pub enum Side {
     Provider,
 }
 
+impl Side {
+    /// The side a user of `role` acts on, for an order they can see.
+    pub fn of(role: super::Role) -> Side {
+        match role {
+            super::Role::Admin | super::Role::Staff => Side::Agency,
+            super::Role::FacilityUser => Side::Facility,
+            super::Role::ProviderUser => Side::Provider,
+        }
+    }
+}
+
 /// An order-level step. Line-level facts (whether every line is awarded) are
 /// worked out by the caller and passed in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -148,11 +148,7 @@ impl<'s> WorkflowScope<'s> {
         let party = self.caller.party();
         match rec.filter(|r| visible_to(party, r)) {
             Some(rec) => {
-                let side = match party {
-                    Party::Agency => Side::Agency,
-                    Party::Facility(_) => Side::Facility,
-                    Party::Provider(_) => Side::Provider,
-                };
+                let side = Side::of(self.caller.role());
                 Ok(Open { tx, rec, side })
             }
             None => {

@@ -44,10 +44,11 @@ fn allowed(from: Status, who: Side, step: &Step) -> Option<Status> {
 }
 
 #[test]
-fn every_state_side_and_step_matches_the_table() {
+fn every_state_role_and_step_matches_the_table() {
     let mut checked = 0;
     for from in Status::ALL {
-        for who in [Side::Agency, Side::Facility, Side::Provider] {
+        for role in crate::domain::Role::ALL {
+            let who = Side::of(role);
             for step in steps() {
                 let got = next(from, who, &step);
                 match allowed(from, who, &step) {
@@ -61,7 +62,7 @@ fn every_state_side_and_step_matches_the_table() {
             }
         }
     }
-    assert_eq!(checked, 8 * 3 * 9);
+    assert_eq!(checked, 8 * 4 * 9);
 }
 
 #[test]
