@@ -27,6 +27,18 @@ pub struct ListQuery {
     q: Option<String>,
 }
 
+impl ListQuery {
+    /// The status filter; empty means all.
+    fn status(&self) -> Result<Option<Status>, AppError> {
+        match self.status.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Status::parse(s)
+                .map(Some)
+                .ok_or_else(|| AppError::BadRequest("unknown status".into())),
+            None => Ok(None),
+        }
+    }
+}
+
 #[handler]
 pub async fn export(
     req: &Request,
@@ -34,12 +46,7 @@ pub async fn export(
     Query(q): Query<ListQuery>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => {
-            Some(Status::parse(s).ok_or_else(|| AppError::BadRequest("unknown status".into()))?)
-        }
-        None => None,
-    };
+    let status = q.status()?;
     let csv = crate::web::export::csv(&state, &viewer.caller, status)?;
     Ok(crate::web::export::response(csv))
 }
@@ -80,12 +87,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => {
-            Some(Status::parse(s).ok_or_else(|| AppError::BadRequest("unknown status".into()))?)
-        }
-        None => None,
-    };
+    let status = q.status()?;
     let cursor = match q.after.as_deref() {
         Some(s) => {
             Some(Uuid::parse_str(s).map_err(|_| AppError::BadRequest("bad page link".into()))?)
