@@ -47,6 +47,8 @@ pub struct Config {
     /// queue and are turned away when it is full.
     pub password_hash_concurrency: usize,
     pub page_size: usize,
+    /// Addresses allowed to read `/metrics` (everyone else gets 404).
+    pub metrics_allow: Vec<std::net::IpAddr>,
     /// An offer with no answer after this many hours shows as overdue.
     pub offer_overdue_hours: u64,
     pub upload_limit_mib: u64,
@@ -78,6 +80,10 @@ impl Default for Config {
                 .unwrap_or(2),
             page_size: 25,
             offer_overdue_hours: 24,
+            metrics_allow: vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+            ],
             upload_limit_mib: 25,
             retention_years: 7,
             technical_retention_days: 30,

@@ -163,7 +163,8 @@ pub async fn start(
         .as_ref()
         .and_then(|_| tls::ca_pem(&cfg.data_dir).ok());
     let listen = cfg.listen;
-    let state = AppState::new(store, cfg).map_err(|e| anyhow!(e))?;
+    let mut state = AppState::new(store, cfg).map_err(|e| anyhow!(e))?;
+    state.cert_days_left = crate::web::health::cert_days_left(&tls.cert_pem);
     if let (Some(code), Ok(mut slot)) = (&setup_code, state.setup_code.lock()) {
         *slot = Some(crypto::sha256(code.as_bytes()));
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod fit;
+pub mod health;
 pub mod order_form;
 pub mod pages;
 pub mod steps;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use poem::endpoint::EmbeddedFilesEndpoint;
 use poem::http::{HeaderValue, StatusCode};
 use poem::listener::{Acceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener};
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, Server, get};
 
 use crate::auth::password::Hasher;
 use crate::auth::throttle::Throttle;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub throttle: Throttle,
     /// SHA-256 of the one-time first-admin setup code, while no admin exists.
     pub setup_code: Mutex<Option<[u8; 32]>>,
+    pub metrics: health::Metrics,
+    /// Days until the served certificate expires (set at start).
+    pub cert_days_left: Option<i64>,
 }
 
 impl AppState {
@@ -64,6 +68,8 @@ impl AppState {
             hasher,
             throttle,
             setup_code: Mutex::new(None),
+            metrics: health::Metrics::default(),
+            cert_days_left: None,
         })
     }
 
@@ -154,29 +160,10 @@ fn page_error(state: &AppState, err: poem::Error) -> Response {
     resp
 }
 
-#[handler]
-fn healthz(req: &Request) -> poem::Result<Response> {
-    let state = extract::state(req)?;
-    let ok = state.store.read().is_ok();
-    let body = serde_json::json!({
-        "status": if ok { "ok" } else { "error" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "store": if ok { "ok" } else { "unavailable" },
-    });
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    Ok(Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .body(body.to_string()))
-}
-
 /// All routes, with state, error mapping and security headers applied.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let page_state = state.clone();
+    let metrics_state = state.clone();
     let pages = pages::routes().catch_all_error(move |err| {
         let state = page_state.clone();
         async move { page_error(&state, err) }
@@ -184,11 +171,14 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let api = api::routes().catch_all_error(|err| async move { error::api_error(err) });
     Route::new()
         .nest("/api/v1", api)
-        .at("/healthz", get(healthz))
+        .at("/healthz", get(health::healthz))
+        .at("/metrics", get(health::metrics))
         .nest("/assets", EmbeddedFilesEndpoint::<Assets>::new())
         .nest("/", pages)
         .data(state)
-        .around(|ep, req| async move {
+        .around(move |ep, req| {
+            let observed = metrics_state.clone();
+            async move {
             let path = loggable_path(req.uri().path());
             let method = req.method().clone();
             let started = std::time::Instant::now();
@@ -196,14 +186,11 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
             let mut resp = ep.get_response(req).await;
             secure_headers(&mut resp, cacheable);
             // Paths carry ids only (never PHI); query strings are not logged.
-            tracing::info!(
-                %method,
-                path = %path,
-                status = resp.status().as_u16(),
-                ms = started.elapsed().as_millis() as u64,
-                "request"
-            );
+            let ms = started.elapsed().as_millis() as u64;
+            observed.metrics.observe(resp.status().as_u16(), ms);
+            tracing::info!(%method, path = %path, status = resp.status().as_u16(), ms, "request");
             Ok(resp)
+            }
         })
 }
 

@@ -128,3 +128,46 @@ async fn plain_http_is_not_served() {
         .await;
     assert!(result.is_err() || !result.expect("resp").status().is_success());
 }
+
+#[tokio::test]
+async fn health_reports_store_disk_and_certificate_and_metrics_answer_only_allowed_addresses() {
+    let app = spawn_app().await;
+    let body: serde_json::Value = app
+        .client()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("h")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["store"], "ok");
+    assert!(body["disk_free_bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(
+        body["certificate_days_left"]
+            .as_i64()
+            .is_some_and(|d| d > 300),
+        "{body}"
+    );
+    assert!(body.to_string().len() < 1000, "small");
+    // Loopback is allowed by default.
+    let resp = app
+        .client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("m");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.expect("text");
+    assert!(text.contains("ihms_requests_total{class=\"2xx\"}"));
+    assert!(text.contains("ihms_orders{state=\"submitted\"} 0"));
+    assert!(text.contains("ihms_signin_failures_total"));
+    let closed = crate::common::spawn_app_with(|c| c.metrics_allow = vec![]).await;
+    let resp = closed
+        .client()
+        .get(closed.url("/metrics"))
+        .send()
+        .await
+        .expect("m");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

@@ -122,6 +122,10 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
         Some(u) if ok && active => u,
         other => {
             state.throttle.fail(&account_key, from.as_deref());
+            state
+                .metrics
+                .signin_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut event = Event::anonymous("signin", from, Outcome::Failed);
             if let Some(u) = other {
                 event = event.object(u.id);
