@@ -168,12 +168,14 @@ pub async fn start(
     if let (Some(code), Ok(mut slot)) = (&setup_code, state.setup_code.lock()) {
         *slot = Some(crypto::sha256(code.as_bytes()));
     }
-    let (acceptor, addr) = web::bind(listen, &tls).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            anyhow!("cannot listen on {listen}: the address is already in use")
-        }
-        _ => anyhow!("cannot listen on {listen}: {e}"),
-    })?;
+    let (acceptor, addr) = web::bind(listen, &tls, reload_on_hangup(state.cfg.clone()))
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                anyhow!("cannot listen on {listen}: the address is already in use")
+            }
+            _ => anyhow!("cannot listen on {listen}: {e}"),
+        })?;
     let state = Arc::new(state);
     audit::record(
         &state.store,
@@ -185,5 +187,31 @@ pub async fn start(
         ca_pem,
         setup_code,
         task,
+    })
+}
+
+/// Certificates re-read from disk each time the process receives SIGHUP; a
+/// reload that fails is logged and the current certificate stays in use.
+fn reload_on_hangup(cfg: Config) -> impl futures_util::Stream<Item = TlsMaterial> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let hangups = signal(SignalKind::hangup()).ok();
+    futures_util::stream::unfold((cfg, hangups), |(cfg, mut hangups)| async move {
+        loop {
+            match hangups.as_mut() {
+                Some(h) => {
+                    h.recv().await?;
+                }
+                None => return None,
+            }
+            match tls_material(&cfg) {
+                Ok(m) => {
+                    tracing::info!("certificate reloaded");
+                    return Some((m, (cfg, hangups)));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "certificate reload failed; keeping the current one")
+                }
+            }
+        }
     })
 }

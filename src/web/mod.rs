@@ -265,12 +265,22 @@ pub fn rustls_config(tls: &TlsMaterial) -> RustlsConfig {
 
 /// Binds `cfg.listen` (port 0 allowed) with TLS; returns the acceptor and the
 /// address actually bound.
-pub async fn bind(
+/// Binds `listen` (port 0 allowed) with TLS; returns the acceptor and the address
+/// actually bound. Each item `reload` yields replaces the certificate for new
+/// connections (the service sends one on SIGHUP).
+pub async fn bind<R>(
     listen: std::net::SocketAddr,
     tls: &TlsMaterial,
-) -> std::io::Result<(impl Acceptor + use<>, std::net::SocketAddr)> {
+    reload: R,
+) -> std::io::Result<(impl Acceptor + use<R>, std::net::SocketAddr)>
+where
+    R: futures_util::Stream<Item = TlsMaterial> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let first = futures_util::stream::once(std::future::ready(rustls_config(tls)));
+    let configs = first.chain(reload.map(|m| rustls_config(&m)));
     let acceptor = TcpListener::bind(listen)
-        .rustls(rustls_config(tls))
+        .rustls(configs)
         .into_acceptor()
         .await?;
     let addr = acceptor

@@ -388,3 +388,70 @@ fn systemd_accepts_the_unit() {
         "{text}"
     );
 }
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ihms_connect::tls::ensure_local(&a, &[]).expect("certs a");
+    ihms_connect::tls::ensure_local(&b, &[]).expect("certs b");
+    let live = tmp.path().join("live");
+    std::fs::create_dir_all(&live).expect("dir");
+    let copy = |from: &Path| {
+        std::fs::copy(from.join("tls/server.pem"), live.join("cert.pem")).expect("cert");
+        std::fs::copy(from.join("tls/server.key"), live.join("key.pem")).expect("key");
+    };
+    copy(&a);
+    let cfg = tmp.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "password_hash_memory_kib = 64\npassword_hash_iterations = 1\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+            live.join("cert.pem"),
+            live.join("key.pem")
+        ),
+    )
+    .expect("config");
+    let (mut child, lines) = serve(&tmp.path().join("data"), &cfg, "127.0.0.1:0");
+    let all = lines.join("\n");
+    let port: u16 = all
+        .split("https://localhost:")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let health = |ca_dir: &Path| {
+        let ca = std::fs::read(ca_dir.join("tls/ca.pem")).expect("ca");
+        let client = crate::common::ca_client(&ca, false);
+        rt.block_on(async {
+            client
+                .get(format!("https://localhost:{port}/healthz"))
+                .send()
+                .await
+                .is_ok()
+        })
+    };
+    assert!(health(&a) && !health(&b), "serves certificate A");
+    copy(&b);
+    Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status()
+        .expect("hup");
+    let mut switched = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        if health(&b) {
+            switched = true;
+            break;
+        }
+    }
+    assert!(switched && !health(&a), "serves certificate B after SIGHUP");
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("term");
+    let _ = child.wait();
+}
