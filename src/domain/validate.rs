@@ -13,7 +13,7 @@ mod rules;
 
 pub use rules::{
     check_text, normalize_hcpcs, normalize_icd10, normalize_mbi, normalize_phone, normalize_zip,
-    valid_npi, valid_state,
+    parse_date, valid_npi, valid_state,
 };
 
 use super::order::{
@@ -22,7 +22,7 @@ use super::order::{
     PatientInput, Physician, PhysicianInput, PlanRank, PlanType, Priority, ServiceInput,
     ServiceLine,
 };
-use rules::{NOTES_MAX, SHORT_TEXT_MAX, parse_date};
+use rules::{NOTES_MAX, SHORT_TEXT_MAX};
 use time::Date;
 
 const REQUIRED: &str = "is required";

@@ -156,7 +156,7 @@ pub fn next(from: Status, who: Side, step: &Step) -> Result<Status, Refusal> {
             if !matches!(from, Placed | InService) {
                 return Err(wrong());
             }
-            require(date.as_deref().unwrap_or(""), "start_date")?;
+            require(date.as_deref().unwrap_or(""), "date")?;
             Ok(InService)
         }
         Step::Complete => {

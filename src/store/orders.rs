@@ -63,7 +63,9 @@ pub fn project(party: Party, rec: &OrderRecord) -> (OrderRecord, Vec<usize>) {
             out.workflow.coverage.clear();
             out.workflow.coverage_override = None;
             out.workflow.events.retain(|e| {
-                e.provider.is_none() || matches!(e.what.as_str(), "Awarded" | "Care started")
+                !e.internal
+                    && (e.provider.is_none()
+                        || matches!(e.what.as_str(), "Awarded" | "Care started"))
             });
             out.provider_access.clear();
             (out, (0..lines).collect())
@@ -96,10 +98,10 @@ pub fn project(party: Party, rec: &OrderRecord) -> (OrderRecord, Vec<usize>) {
             out.workflow.coverage.clear();
             out.workflow.coverage_override = None;
             out.workflow.question = None;
-            out.workflow.events.retain(|e| e.provider == Some(me));
-            for e in &mut out.workflow.events {
-                e.line = e.line.and_then(|l| keep.iter().position(|k| *k == l));
-            }
+            // Timeline steps keep the order's line index, like `lines[].line`.
+            out.workflow
+                .events
+                .retain(|e| e.provider == Some(me) && !e.internal);
             out.provider_access = vec![me];
             (out, keep)
         }
@@ -379,6 +381,7 @@ impl<'s> OrderScope<'s> {
                     line: None,
                     provider: None,
                     note: None,
+                    internal: false,
                 }],
                 ..Workflow::default()
             },

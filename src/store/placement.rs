@@ -2,7 +2,7 @@
 //! `WorkflowScope`, the only way to change it.
 //!
 //! Guarantees: every step loads the order inside one write transaction, answers
-//! `NotFound` (audited as a refusal) when the caller may not see the order, asks
+//! `NotFound` when the caller may not see the order (callers audit refusals), asks
 //! the pure rules in `domain::workflow` and `domain::placement` whether the step is
 //! allowed, stamps who and when on the timeline, keeps `provider_access` equal to
 //! the providers with a live offer, and commits the change with its audit entry.
@@ -64,6 +64,9 @@ pub struct Offer {
     pub decline_text: Option<String>,
     pub question: Option<String>,
     pub reply: Option<String>,
+    /// Whether this offer's acceptance has been counted in the provider's figures.
+    #[serde(default)]
+    pub counted_accept: bool,
 }
 
 /// One stamped step on the order's timeline.
@@ -77,6 +80,9 @@ pub struct TimelineEvent {
     /// The provider the step concerns; such steps are shown to that provider only.
     pub provider: Option<Uuid>,
     pub note: Option<String>,
+    /// Agency-only steps (coverage checks and overrides).
+    #[serde(default)]
+    pub internal: bool,
 }
 
 impl Workflow {
@@ -142,7 +148,7 @@ impl<'s> WorkflowScope<'s> {
         Self { store, caller }
     }
 
-    fn open(&self, id: Uuid, action: &'static str) -> StepResult<Open<'s>> {
+    fn open(&self, id: Uuid) -> StepResult<Open<'s>> {
         let tx = self.store.write()?;
         let rec = tx.get::<OrderRecord>(ORDERS, id.as_bytes())?;
         let party = self.caller.party();
@@ -151,14 +157,8 @@ impl<'s> WorkflowScope<'s> {
                 let side = Side::of(self.caller.role());
                 Ok(Open { tx, rec, side })
             }
-            None => {
-                audit::append(
-                    &tx,
-                    Event::by(self.caller, action, Some(id.to_string()), Outcome::Refused),
-                )?;
-                tx.commit()?;
-                Err(StepError::NotFound)
-            }
+            // The caller (`web::steps::run`) audits every refused step.
+            None => Err(StepError::NotFound),
         }
     }
 
@@ -178,6 +178,7 @@ impl<'s> WorkflowScope<'s> {
             line,
             provider,
             note,
+            internal: matches!(what, "Coverage checked" | "Coverage overridden"),
         });
     }
 
@@ -202,14 +203,14 @@ impl<'s> WorkflowScope<'s> {
     }
 
     pub fn review(&self, id: Uuid) -> StepResult {
-        let mut o = self.open(id, "order.review")?;
+        let mut o = self.open(id)?;
         self.step(&mut o, &Step::Review)?;
         self.stamp(&mut o.rec, "Taken into review", None, None, None);
         self.finish(o, "order.review")
     }
 
     pub fn ask_facility(&self, id: Uuid, question: &str) -> StepResult {
-        let mut o = self.open(id, "order.ask")?;
+        let mut o = self.open(id)?;
         self.step(
             &mut o,
             &Step::AskFacility {
@@ -228,7 +229,7 @@ impl<'s> WorkflowScope<'s> {
     }
 
     pub fn answer_facility(&self, id: Uuid, text: &str) -> StepResult {
-        let mut o = self.open(id, "order.answer")?;
+        let mut o = self.open(id)?;
         self.step(&mut o, &Step::Answer { text: text.into() })?;
         o.rec.workflow.question = None;
         self.stamp(
@@ -249,7 +250,7 @@ impl<'s> WorkflowScope<'s> {
         method: CoverageMethod,
         reference: &str,
     ) -> StepResult {
-        let mut o = self.open(id, "order.coverage")?;
+        let mut o = self.open(id)?;
         if o.side != Side::Agency {
             return Err(refuse("status", "only agency staff record coverage"));
         }
@@ -277,9 +278,12 @@ impl<'s> WorkflowScope<'s> {
     }
 
     pub fn override_coverage(&self, id: Uuid, reason: &str) -> StepResult {
-        let mut o = self.open(id, "order.coverage_override")?;
+        let mut o = self.open(id)?;
         if o.side != Side::Agency {
             return Err(refuse("status", "only agency staff override coverage"));
+        }
+        if !o.rec.status.is_open() {
+            return Err(refuse("status", "the order is closed"));
         }
         if reason.trim().is_empty() {
             return Err(refuse("reason", "reason is required"));
@@ -297,7 +301,7 @@ impl<'s> WorkflowScope<'s> {
 
     /// Offers line `line` to each of `providers` (each must fit the line).
     pub fn offer(&self, id: Uuid, line: usize, providers: &[Uuid]) -> StepResult {
-        let mut o = self.open(id, "offer.create")?;
+        let mut o = self.open(id)?;
         let Some(service) = o.rec.data.services.get(line).cloned() else {
             return Err(refuse("line", "there is no such service line"));
         };
@@ -364,6 +368,7 @@ impl<'s> WorkflowScope<'s> {
                 decline_text: None,
                 question: None,
                 reply: None,
+                counted_accept: false,
             };
             stats::offer_opened(&o.tx, &o.rec, &offer)?;
             o.rec.workflow.lines[line].offers.push(offer);
@@ -374,7 +379,7 @@ impl<'s> WorkflowScope<'s> {
 
     /// A provider answers its own offer.
     pub fn respond(&self, id: Uuid, offer: Uuid, response: Response) -> StepResult {
-        let mut o = self.open(id, "offer.respond")?;
+        let mut o = self.open(id)?;
         let Party::Provider(me) = self.caller.party() else {
             return Err(refuse(
                 "status",
@@ -403,13 +408,18 @@ impl<'s> WorkflowScope<'s> {
         };
         let after = found.clone();
         stats::offer_answered(&o.tx, &o.rec, &before, &after, first_answer)?;
+        if after.status == OfferStatus::Accepted
+            && let Some((_, x)) = o.rec.workflow.offer_mut(offer)
+        {
+            x.counted_accept = true;
+        }
         self.stamp(&mut o.rec, what, Some(line), Some(me), note);
         self.finish(o, "offer.respond")
     }
 
     /// Staff answer a provider's question on an offer.
     pub fn reply(&self, id: Uuid, offer: Uuid, text: &str) -> StepResult {
-        let mut o = self.open(id, "offer.reply")?;
+        let mut o = self.open(id)?;
         if o.side != Side::Agency {
             return Err(refuse("status", "only agency staff reply to a provider"));
         }
@@ -428,7 +438,7 @@ impl<'s> WorkflowScope<'s> {
     }
 
     pub fn withdraw(&self, id: Uuid, offer: Uuid) -> StepResult {
-        let mut o = self.open(id, "offer.withdraw")?;
+        let mut o = self.open(id)?;
         if o.side != Side::Agency {
             return Err(refuse("status", "only agency staff withdraw an offer"));
         }
@@ -449,7 +459,7 @@ impl<'s> WorkflowScope<'s> {
 
     /// Awards a line to the provider of an accepted offer; the line's other offers close.
     pub fn award(&self, id: Uuid, offer: Uuid) -> StepResult {
-        let mut o = self.open(id, "offer.award")?;
+        let mut o = self.open(id)?;
         let (line, found) = o.rec.workflow.offer_mut(offer).ok_or(StepError::NotFound)?;
         if o.side != Side::Agency {
             return Err(refuse("status", "only agency staff award a line"));
@@ -496,7 +506,7 @@ impl<'s> WorkflowScope<'s> {
 
     /// The awarded provider confirms start of care or delivery on its line.
     pub fn start(&self, id: Uuid, line: usize, date: &str) -> StepResult {
-        let mut o = self.open(id, "order.start")?;
+        let mut o = self.open(id)?;
         let Party::Provider(me) = self.caller.party() else {
             return Err(refuse(
                 "status",
@@ -506,11 +516,21 @@ impl<'s> WorkflowScope<'s> {
         if o.rec.workflow.lines.get(line).and_then(|l| l.awarded) != Some(me) {
             return Err(StepError::NotFound);
         }
+        if o.rec.workflow.lines[line].start_date.is_some() {
+            return Err(refuse(
+                "status",
+                "the start of this line is already confirmed",
+            ));
+        }
         let raw = date.trim();
-        if !raw.is_empty()
-            && time::Date::parse(raw, &time::format_description::well_known::Iso8601::DATE).is_err()
-        {
-            return Err(refuse("start_date", "must be a date (YYYY-MM-DD)"));
+        if !raw.is_empty() {
+            let Some(d) = crate::domain::validate::parse_date(raw) else {
+                return Err(refuse("date", "must be a date (YYYY-MM-DD)"));
+            };
+            let today = time::OffsetDateTime::now_utc().date();
+            if (d - today).whole_days().abs() > 366 {
+                return Err(refuse("date", "must be within a year of today"));
+            }
         }
         let date = (!raw.is_empty()).then(|| raw.to_string());
         self.step(&mut o, &Step::Start { date: date.clone() })?;
@@ -520,14 +540,28 @@ impl<'s> WorkflowScope<'s> {
     }
 
     pub fn complete(&self, id: Uuid) -> StepResult {
-        let mut o = self.open(id, "order.complete")?;
+        let mut o = self.open(id)?;
+        let lines = o.rec.data.services.len();
+        let all_started = (0..lines).all(|i| {
+            o.rec
+                .workflow
+                .lines
+                .get(i)
+                .is_some_and(|l| l.start_date.is_some())
+        });
+        if o.rec.status == Status::InService && !all_started {
+            return Err(refuse(
+                "status",
+                "every line must have its start confirmed first",
+            ));
+        }
         self.step(&mut o, &Step::Complete)?;
         self.stamp(&mut o.rec, "Completed", None, None, None);
         self.finish(o, "order.complete")
     }
 
     pub fn cancel(&self, id: Uuid, reason: &str) -> StepResult {
-        let mut o = self.open(id, "order.cancel")?;
+        let mut o = self.open(id)?;
         self.step(
             &mut o,
             &Step::Cancel {

@@ -127,7 +127,7 @@ pub(crate) fn offer_answered(
         if first_answer {
             s.answered += 1;
         }
-        if after.status == OfferStatus::Accepted && before.status != OfferStatus::Accepted {
+        if after.status == OfferStatus::Accepted && !before.counted_accept {
             s.accepted += 1;
         }
         if after.status == OfferStatus::Declined && before.status != OfferStatus::Declined {

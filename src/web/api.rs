@@ -32,7 +32,7 @@ pub fn routes() -> Route {
         .at("/users", post(create_user))
         .at("/users/:id/disable", post(disable_user))
         .at("/orders", get(list_orders).post(create_order))
-        .at("/orders/search", get(super::api_workflow::search))
+        .at("/orders/search", post(super::api_workflow::search))
         .at("/orders/export.csv", get(super::api_workflow::export_csv))
         .at("/dashboard", get(super::api_workflow::dashboard))
         .at("/orders/:id", get(get_order))

@@ -155,6 +155,13 @@ pub async fn fit(
 ) -> poem::Result<Response> {
     let state = state(req)?;
     if !api.caller.is_agency() {
+        let event = crate::store::audit::Event::by(
+            &api.caller,
+            "order.fit",
+            Some(order.clone()),
+            crate::store::audit::Outcome::Refused,
+        );
+        crate::store::audit::record(&state.store, event).map_err(AppError::from)?;
         return Err(AppError::NotFound.into());
     }
     let rec = OrderScope::new(&state.store, &api.caller)
@@ -164,19 +171,18 @@ pub async fn fit(
     Ok(Json(json!({ "lines": lines })).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct SearchQuery {
-    q: Option<String>,
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SearchBody {
+    q: String,
 }
 
+/// Search takes its text in the body, never the URL (names and MRNs are PHI).
 #[handler]
-pub async fn search(
-    req: &Request,
-    api: ApiCaller,
-    Query(q): Query<SearchQuery>,
-) -> poem::Result<Response> {
+pub async fn search(req: &Request, api: ApiCaller, body: Body) -> poem::Result<Response> {
     let state = state(req)?;
-    let query = q.q.unwrap_or_default();
+    let b: SearchBody = json_body(body).await?;
+    let query = b.q;
     if query.trim().is_empty() {
         return Err(AppError::field("q", "is required").into());
     }

@@ -72,8 +72,44 @@ fn text(field: &str, value: &str) -> Result<String, AppError> {
     crate::domain::validate::check_text(value, 4000, true).map_err(|m| AppError::field(field, m))
 }
 
-/// Runs `action` on order `id` as `caller`.
+impl Action {
+    /// The audit action of this step.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Review => "order.review",
+            Action::Ask { .. } => "order.ask",
+            Action::Answer { .. } => "order.answer",
+            Action::Coverage { .. } => "order.coverage",
+            Action::Override { .. } => "order.coverage_override",
+            Action::Offer { .. } => "offer.create",
+            Action::Respond { .. } => "offer.respond",
+            Action::Reply { .. } => "offer.reply",
+            Action::Withdraw { .. } => "offer.withdraw",
+            Action::Award { .. } => "offer.award",
+            Action::Start { .. } => "order.start",
+            Action::Complete => "order.complete",
+            Action::Cancel { .. } => "order.cancel",
+        }
+    }
+}
+
+/// Runs `action` on order `id` as `caller`; a refused step (404 or 422) is audited.
 pub fn run(state: &AppState, caller: &Caller, id: Uuid, action: Action) -> Result<(), AppError> {
+    let name = action.name();
+    let result = apply(state, caller, id, action);
+    if let Err(AppError::NotFound | AppError::Invalid(_)) = &result {
+        let event = crate::store::audit::Event::by(
+            caller,
+            name,
+            Some(id.to_string()),
+            crate::store::audit::Outcome::Refused,
+        );
+        crate::store::audit::record(&state.store, event)?;
+    }
+    result
+}
+
+fn apply(state: &AppState, caller: &Caller, id: Uuid, action: Action) -> Result<(), AppError> {
     let scope = WorkflowScope::new(&state.store, caller);
     match action {
         Action::Review => scope.review(id)?,

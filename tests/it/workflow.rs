@@ -283,7 +283,7 @@ async fn a_home_health_order_goes_from_submitted_to_completed_with_a_decline_and
     .await;
     assert_eq!(placed["status"], json!("placed"));
     let (_, body) = refused(&app, &prov3, &format!("{base}/lines/0/start"), json!({})).await;
-    assert_eq!(body["errors"][0]["field"], json!("start_date"));
+    assert_eq!(body["errors"][0]["field"], json!("date"));
     refused(
         &app,
         &w.staff_token,
@@ -582,7 +582,7 @@ async fn search_export_and_dashboard_show_only_what_the_caller_may_see() {
         o22["patient"]["dob"].as_str().expect("d").to_string(),
     ] {
         let (status, found) = app
-            .get_json(&w.staff_token, &format!("/api/v1/orders/search?q={q}"))
+            .post_json(&w.staff_token, "/api/v1/orders/search", &json!({ "q": q }))
             .await;
         assert_eq!(status, StatusCode::OK);
         assert!(
@@ -595,18 +595,39 @@ async fn search_export_and_dashboard_show_only_what_the_caller_may_see() {
         );
     }
     let (_, found) = app
-        .get_json(&w.staff_token, &format!("/api/v1/orders/search?q={mrn12}"))
+        .post_json(
+            &w.staff_token,
+            "/api/v1/orders/search",
+            &json!({ "q": mrn12 }),
+        )
         .await;
     assert_eq!(found["items"][0]["id"], json!(theirs));
     // The facility finds its own order but never the other facility's.
     let (_, found) = app
-        .get_json(&w.fac2_token, &format!("/api/v1/orders/search?q={mrn12}"))
+        .post_json(
+            &w.fac2_token,
+            "/api/v1/orders/search",
+            &json!({ "q": mrn12 }),
+        )
         .await;
     assert_eq!(found["items"], json!([]));
     let (_, found) = app
-        .get_json(&w.fac2_token, &format!("/api/v1/orders/search?q={last22}"))
+        .post_json(
+            &w.fac2_token,
+            "/api/v1/orders/search",
+            &json!({ "q": last22 }),
+        )
         .await;
     assert_eq!(found["items"][0]["id"], json!(mine));
+    // On the web, search is a form post: the text never appears in a URL.
+    let planner = sign_in(&app, "planner@gulfcoast.test", PASSWORD).await;
+    let resp = planner
+        .submit("/orders", "/orders/search", &[("q", last22)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(!resp.url().as_str().contains(last22));
+    let html = resp.text().await.expect("html");
+    assert!(html.contains(&mine) && !html.contains(&theirs));
     // CSV export holds exactly the caller's orders.
     let resp = app
         .client()
@@ -809,4 +830,199 @@ async fn admins_keep_the_provider_directory_on_its_page() {
     assert!(html.contains("33511") && html.contains("E0135"));
     let staff = sign_in(&app, "coordinator@ihms.test", PASSWORD).await;
     assert_eq!(staff.page(&page).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn coverage_stays_with_the_agency_and_closed_orders_cannot_change() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let prov5 = provider_token(&app, &w.orgs, "prov5").await;
+    let id = submit(&app, &w.fac3_token, &w.orgs, "order-012").await;
+    let base = format!("/api/v1/orders/{id}");
+    step(&app, &w.staff_token, &format!("{base}/review"), json!({})).await;
+    step(
+        &app,
+        &w.staff_token,
+        &format!("{base}/coverage"),
+        json!({"plan": 0, "result": "not_eligible", "method": "phone", "reference": "R0"}),
+    )
+    .await;
+    step(
+        &app,
+        &w.staff_token,
+        &format!("{base}/coverage-override"),
+        json!({"reason": "LATE OVERRIDE"}),
+    )
+    .await;
+    let offered = step(
+        &app,
+        &w.staff_token,
+        &format!("{base}/lines/0/offers"),
+        json!({"providers": [w.orgs["prov5"]]}),
+    )
+    .await;
+    let offer = offer_of(&offered, 0, &w.orgs["prov5"]);
+    for token in [&w.fac3_token, &prov5] {
+        let (_, view) = app.get_json(token, &base).await;
+        let text = view.to_string();
+        assert!(
+            !text.contains("LATE OVERRIDE") && !text.contains("Coverage"),
+            "coverage is agency-only: {text}"
+        );
+    }
+    // Accepting twice does not count twice.
+    step(
+        &app,
+        &prov5,
+        &format!("{base}/offers/{offer}/respond"),
+        json!({"answer": "accepted"}),
+    )
+    .await;
+    step(
+        &app,
+        &prov5,
+        &format!("{base}/offers/{offer}/respond"),
+        json!({"answer": "need_info", "question": "Floor plan?"}),
+    )
+    .await;
+    step(
+        &app,
+        &w.staff_token,
+        &format!("{base}/offers/{offer}/reply"),
+        json!({"text": "Ground floor."}),
+    )
+    .await;
+    step(
+        &app,
+        &prov5,
+        &format!("{base}/offers/{offer}/respond"),
+        json!({"answer": "accepted"}),
+    )
+    .await;
+    let (_, dash) = app.get_json(&w.staff_token, "/api/v1/dashboard").await;
+    let p = dash["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|p| p["id"] == json!(w.orgs["prov5"]))
+        .expect("prov5");
+    assert_eq!(p["acceptance_rate"], json!(100), "{p}");
+    step(
+        &app,
+        &w.staff_token,
+        &format!("{base}/offers/{offer}/award"),
+        json!({}),
+    )
+    .await;
+    let (_, body) = refused(
+        &app,
+        &prov5,
+        &format!("{base}/lines/0/start"),
+        json!({"date": "2026-W50-4"}),
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], json!("date"));
+    refused(
+        &app,
+        &prov5,
+        &format!("{base}/lines/0/start"),
+        json!({"date": "1900-01-01"}),
+    )
+    .await;
+    step(
+        &app,
+        &prov5,
+        &format!("{base}/lines/0/start"),
+        json!({"date": "2026-12-04"}),
+    )
+    .await;
+    refused(
+        &app,
+        &prov5,
+        &format!("{base}/lines/0/start"),
+        json!({"date": "2026-12-05"}),
+    )
+    .await;
+    step(&app, &w.staff_token, &format!("{base}/complete"), json!({})).await;
+    let (_, body) = refused(
+        &app,
+        &w.staff_token,
+        &format!("{base}/coverage-override"),
+        json!({"reason": "after the fact"}),
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], json!("status"));
+}
+
+#[tokio::test]
+async fn an_order_completes_only_when_every_line_has_started_and_refusals_are_audited() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let prov1 = w.provider_token.clone();
+    let prov4 = provider_token(&app, &w.orgs, "prov4").await;
+    let id = submit(&app, &w.fac2_token, &w.orgs, "order-006").await; // home health (prov1) + DME (prov4)
+    let base = format!("/api/v1/orders/{id}");
+    eligible(&app, &w.staff_token, &id).await;
+    let mut offers = Vec::new();
+    for (line, key) in [(0, "prov1"), (1, "prov4")] {
+        let o = step(
+            &app,
+            &w.staff_token,
+            &format!("{base}/lines/{line}/offers"),
+            json!({"providers": [w.orgs[key]]}),
+        )
+        .await;
+        offers.push(offer_of(&o, line, &w.orgs[key]));
+    }
+    for (token, offer) in [(&prov1, &offers[0]), (&prov4, &offers[1])] {
+        step(
+            &app,
+            token,
+            &format!("{base}/offers/{offer}/respond"),
+            json!({"answer": "accepted"}),
+        )
+        .await;
+        step(
+            &app,
+            &w.staff_token,
+            &format!("{base}/offers/{offer}/award"),
+            json!({}),
+        )
+        .await;
+    }
+    step(
+        &app,
+        &prov1,
+        &format!("{base}/lines/0/start"),
+        json!({"date": "2026-12-04"}),
+    )
+    .await;
+    let (_, body) = refused(&app, &w.staff_token, &format!("{base}/complete"), json!({})).await;
+    assert_eq!(body["errors"][0]["field"], json!("status"));
+    // prov1 acting on prov4's line is refused, and the refusal is audited.
+    let (status, _) = app
+        .post_json(
+            &prov1,
+            &format!("{base}/lines/1/start"),
+            &json!({"date": "2026-12-04"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    step(
+        &app,
+        &prov4,
+        &format!("{base}/lines/1/start"),
+        json!({"date": "2026-12-05"}),
+    )
+    .await;
+    step(&app, &w.staff_token, &format!("{base}/complete"), json!({})).await;
+    let admin = sign_in(&app, crate::common::ADMIN_EMAIL, PASSWORD).await;
+    let (_, html) = admin
+        .page("/admin/audit?action=order.start&outcome=refused")
+        .await;
+    assert!(html.contains(&id), "refused start audited");
+    let (_, html) = admin
+        .page("/admin/audit?action=order.complete&outcome=refused")
+        .await;
+    assert!(html.contains(&id), "refused completion audited");
 }

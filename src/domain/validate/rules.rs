@@ -188,7 +188,7 @@ fn too_long(max_chars: usize) -> &'static str {
 }
 
 /// Parses a `YYYY-MM-DD` calendar date (surrounding whitespace ignored).
-pub(super) fn parse_date(s: &str) -> Option<Date> {
+pub fn parse_date(s: &str) -> Option<Date> {
     let s = s.trim();
     let shape_ok = s.len() == 10
         && s.bytes().enumerate().all(|(i, b)| {

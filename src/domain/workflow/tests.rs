@@ -89,7 +89,7 @@ fn steps_that_need_text_or_a_date_say_which() {
     );
     assert_eq!(
         next(Placed, Side::Provider, &Step::Start { date: None }),
-        Err(Refusal::Missing("start_date"))
+        Err(Refusal::Missing("date"))
     );
     assert_eq!(
         next(

@@ -314,6 +314,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "order.create",
     "order.view",
     "order.list",
+    "order.fit",
+    "inbox.view",
     "order.search",
     "order.export",
     "order.review",

@@ -51,6 +51,13 @@ pub fn awaiting(
 pub async fn inbox(req: &Request, viewer: Viewer) -> poem::Result<Response> {
     let state = state(req)?;
     if !matches!(viewer.caller.party(), Party::Provider(_)) {
+        let event = crate::store::audit::Event::by(
+            &viewer.caller,
+            "inbox.view",
+            None,
+            crate::store::audit::Outcome::Refused,
+        );
+        crate::store::audit::record(&state.store, event).map_err(AppError::from)?;
         return Err(AppError::NotFound.into());
     }
     let offers = awaiting(&state, &viewer)?;

@@ -17,6 +17,7 @@ pub fn routes() -> Route {
         .at("/setup", get(session::setup_page).post(session::setup))
         .at("/orders", get(orders::list))
         .at("/orders/export.csv", get(orders::export))
+        .at("/orders/search", post(orders::search))
         .at("/dashboard", get(dashboard::dashboard))
         .at("/inbox", get(dashboard::inbox))
         .at("/orders/new", get(orders::new_page).post(orders::create))

@@ -24,6 +24,8 @@ use crate::web::view::{Choice, when};
 pub struct ListQuery {
     status: Option<String>,
     after: Option<String>,
+    /// Unused: searches are posted (kept so old links do not fail).
+    #[allow(dead_code)]
     q: Option<String>,
 }
 
@@ -86,6 +88,27 @@ pub async fn list(
     viewer: Viewer,
     Query(q): Query<ListQuery>,
 ) -> poem::Result<Response> {
+    render_list(req, &viewer, &q, None)
+}
+
+/// Search is a POST so that names, MRNs and birth dates never travel in a URL.
+#[handler]
+pub async fn search(req: &Request, posted: Posted) -> poem::Result<Response> {
+    let q = ListQuery {
+        status: None,
+        after: None,
+        q: None,
+    };
+    let text = posted.form.get("q").to_string();
+    render_list(req, &posted.viewer, &q, Some(text))
+}
+
+fn render_list(
+    req: &Request,
+    viewer: &Viewer,
+    q: &ListQuery,
+    search_text: Option<String>,
+) -> poem::Result<Response> {
     let state = state(req)?;
     let status = q.status()?;
     let cursor = match q.after.as_deref() {
@@ -94,11 +117,11 @@ pub async fn list(
         }
         None => None,
     };
-    let query =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
+    let query = search_text
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     let scope = OrderScope::new(&state.store, &viewer.caller);
     let page = match &query {
         Some(text) => crate::store::orders::Page {
