@@ -319,9 +319,15 @@ impl<'s> OrderScope<'s> {
     /// `NotFound` and audited as a refusal.
     pub fn get(&self, id: Uuid) -> Result<OrderRecord> {
         let tx = self.store.write()?;
-        let rec = tx
-            .get::<OrderRecord>(ORDERS, id.as_bytes())?
-            .filter(|r| visible_to(self.party(), r));
+        // The caller's own index answers first, so an order of another party costs
+        // the same as one that does not exist (nothing is opened for either).
+        let listed = tx.exists(ORDER_IDX, &idx_key(self.party(), ANY_STATUS, &id))?;
+        let rec = match listed {
+            true => tx
+                .get::<OrderRecord>(ORDERS, id.as_bytes())?
+                .filter(|r| visible_to(self.party(), r)),
+            false => None,
+        };
         let outcome = if rec.is_some() {
             Outcome::Ok
         } else {

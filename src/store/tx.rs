@@ -136,6 +136,11 @@ impl<'s> WriteTx<'s> {
         get_in(self.keys, def, &self.tx.open_table(def)?, key)
     }
 
+    /// Whether a key is present (index tables).
+    pub fn exists(&self, def: Def, key: &[u8]) -> Result<bool> {
+        Ok(self.tx.open_table(def)?.get(key)?.is_some())
+    }
+
     pub fn remove(&self, def: Def, key: &[u8]) -> Result<bool> {
         Ok(self.tx.open_table(def)?.remove(key)?.is_some())
     }

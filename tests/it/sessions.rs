@@ -256,14 +256,27 @@ async fn idle_and_absolute_timeouts_end_sessions() {
 async fn api_tokens_expire_and_can_be_revoked_at_once() {
     let app = spawn_app().await;
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
-    let token = admin.api_token().await;
+    let resp = admin
+        .submit(
+            "/account/tokens",
+            "/account/tokens",
+            &[("name", "revoke-me"), ("expires_days", "30")],
+        )
+        .await;
+    let created = resp.text().await.expect("html");
+    let start = created.find("id=\"new-token\">").expect("shown once") + "id=\"new-token\">".len();
+    let token = created[start..start + created[start..].find('<').expect("end")]
+        .trim()
+        .to_string();
     assert_eq!(
         app.get_json(&token, "/api/v1/orders").await.0,
         StatusCode::OK
     );
     let (_, html) = admin.page("/account/tokens").await;
     assert!(html.contains("Expires"));
-    let at = html.find("/account/tokens/").expect("revoke form") + "/account/tokens/".len();
+    // The revoke form in the row of the token named "revoke-me".
+    let row = html.find("revoke-me").expect("listed");
+    let at = row + html[row..].find("/account/tokens/").expect("form") + "/account/tokens/".len();
     let id = html[at..at + 36].to_string();
     let resp = admin
         .submit(
@@ -281,8 +294,11 @@ async fn api_tokens_expire_and_can_be_revoked_at_once() {
     // Someone else's token id answers 404.
     let other = admin.api_token().await;
     let (_, html) = admin.page("/account/tokens").await;
-    let at = html.find("/account/tokens/").expect("form") + "/account/tokens/".len();
-    let other_id = html[at..at + 36].to_string();
+    let other_id: String = html
+        .match_indices("/account/tokens/")
+        .map(|(at, m)| html[at + m.len()..at + m.len() + 36].to_string())
+        .next()
+        .expect("a token");
     crate::common::create_user(
         &app,
         "second@ihms.test",
