@@ -10,8 +10,11 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod documents;
 pub mod orders;
+pub mod secrets;
 pub mod sessions;
+pub mod threads;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -41,8 +44,17 @@ pub(crate) const USER_TOKENS_IDX: Def = TableDefinition::new("user_tokens_idx");
 pub(crate) const ORDERS: Def = TableDefinition::new("orders");
 pub(crate) const ORDER_IDX: Def = TableDefinition::new("order_idx");
 pub(crate) const AUDIT: Def = TableDefinition::new("audit");
+/// Messages, keyed by order, thread, message id and author (ids only).
+pub(crate) const MESSAGES: Def = TableDefinition::new("messages");
+/// Which threads of an order have messages: order ‖ thread.
+pub(crate) const THREAD_IDX: Def = TableDefinition::new("thread_idx");
+/// The last message each user has read in a thread: user ‖ order ‖ thread.
+pub(crate) const READ_MARKS: Def = TableDefinition::new("read_marks");
+pub(crate) const DOCUMENTS: Def = TableDefinition::new("documents");
+/// An order's documents: order ‖ document.
+pub(crate) const ORDER_DOCS_IDX: Def = TableDefinition::new("order_docs_idx");
 
-const ALL_TABLES: [Def; 12] = [
+const ALL_TABLES: [Def; 17] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -55,6 +67,11 @@ const ALL_TABLES: [Def; 12] = [
     ORDERS,
     ORDER_IDX,
     AUDIT,
+    MESSAGES,
+    THREAD_IDX,
+    READ_MARKS,
+    DOCUMENTS,
+    ORDER_DOCS_IDX,
 ];
 
 const K_FORMAT: Bytes = b"format_version";
@@ -170,6 +187,12 @@ impl Store {
             return Err(StoreError::UnknownVersion(version));
         }
         let keys = master.open_data_key(&wrapped)?;
+        // Tables added by later builds of the same format start empty.
+        let tx = db.begin_write()?;
+        for def in ALL_TABLES {
+            tx.open_table(def)?;
+        }
+        tx.commit()?;
         Ok(Self {
             db,
             keys,

@@ -2,6 +2,8 @@
 
 mod account;
 mod admin;
+mod documents;
+mod order_detail;
 mod orders;
 mod session;
 
@@ -15,7 +17,12 @@ pub fn routes() -> Route {
         .at("/setup", get(session::setup_page).post(session::setup))
         .at("/orders", get(orders::list))
         .at("/orders/new", get(orders::new_page).post(orders::create))
-        .at("/orders/:id", get(orders::detail))
+        .at("/orders/:id", get(order_detail::detail))
+        .at("/orders/:id/messages", post(documents::post_message))
+        .at("/orders/:id/documents", post(documents::upload))
+        .at("/documents/:id/open", post(documents::open))
+        .at("/documents/:id/content", get(documents::content))
+        .at("/documents/:id/delete", post(documents::remove))
         .at(
             "/admin/users",
             get(admin::users_page).post(admin::create_user),

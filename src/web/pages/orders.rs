@@ -1,10 +1,11 @@
-//! Order pages: the caller's list, the new-order form and the detail page. Every
-//! read goes through `OrderScope`, so these handlers hold no visibility rules.
+//! Order pages: the caller's list (with unread-message badges) and the new-order
+//! form. Every read goes through `OrderScope` and `ThreadScope`, so these handlers
+//! hold no visibility rules.
 
 use std::collections::{BTreeMap, HashMap};
 
 use poem::http::StatusCode;
-use poem::web::{Path, Query, Redirect};
+use poem::web::{Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,7 +13,8 @@ use uuid::Uuid;
 use crate::domain::order::ServiceLine;
 use crate::domain::{Party, Role, Status};
 use crate::store::accounts;
-use crate::store::orders::{OrderRecord, OrderScope};
+use crate::store::orders::OrderScope;
+use crate::store::threads::ThreadScope;
 use crate::web::error::AppError;
 use crate::web::extract::{Posted, Viewer, state};
 use crate::web::order_form;
@@ -37,6 +39,8 @@ struct OrderRow {
     priority: String,
     services: Vec<&'static str>,
     created_at: String,
+    /// Messages by others the viewer has not read, across their threads.
+    unread: u32,
 }
 
 pub fn service_label(s: &ServiceLine) -> &'static str {
@@ -78,10 +82,14 @@ pub async fn list(
         .list(status, cursor, state.cfg.page_size)
         .map_err(AppError::from)?;
     let names = org_names(&state)?;
+    let unread = ThreadScope::new(&state.store, &viewer.caller)
+        .unread_by_order(&page.items)
+        .map_err(AppError::from)?;
     let orders: Vec<OrderRow> = page
         .items
         .iter()
-        .map(|r| OrderRow {
+        .zip(unread)
+        .map(|(r, unread)| OrderRow {
             id: r.id.to_string(),
             number: r.number.clone(),
             patient_name: format!(
@@ -97,6 +105,7 @@ pub async fn list(
                 .unwrap_or_default(),
             services: r.data.services.iter().map(service_label).collect(),
             created_at: when(r.created_ms),
+            unread,
         })
         .collect();
     let status_param = status
@@ -214,58 +223,4 @@ pub async fn create(req: &Request, posted: Posted) -> poem::Result<Response> {
         }
         Err(other) => Err(other.into()),
     }
-}
-
-#[derive(Serialize)]
-struct DetailView<'a> {
-    order: OrderDetail<'a>,
-    warnings: &'a [crate::domain::order::FieldWarning],
-}
-
-#[derive(Serialize)]
-struct OrderDetail<'a> {
-    id: String,
-    number: &'a str,
-    status: &'static str,
-    status_label: &'static str,
-    priority: &'a crate::domain::order::Priority,
-    facility_name: String,
-    created_at: String,
-    updated_at: String,
-    data: &'a crate::domain::order::OrderData,
-}
-
-#[handler]
-pub async fn detail(
-    req: &Request,
-    viewer: Viewer,
-    Path(id): Path<String>,
-) -> poem::Result<Response> {
-    let state = state(req)?;
-    let scope = OrderScope::new(&state.store, &viewer.caller);
-    let Ok(id) = Uuid::parse_str(&id) else {
-        scope.refuse("order.view").map_err(AppError::from)?;
-        return Err(AppError::NotFound.into());
-    };
-    let rec: OrderRecord = scope.get(id).map_err(AppError::from)?;
-    let names = org_names(&state)?;
-    let view = DetailView {
-        order: OrderDetail {
-            id: rec.id.to_string(),
-            number: &rec.number,
-            status: rec.status.as_str(),
-            status_label: rec.status.label(),
-            priority: &rec.data.priority,
-            facility_name: names.get(&rec.facility_id).cloned().unwrap_or_default(),
-            created_at: when(rec.created_ms),
-            updated_at: when(rec.updated_ms),
-            data: &rec.data,
-        },
-        warnings: &rec.warnings,
-    };
-    let base = viewer.base(&state, format!("Order {}", rec.number), "orders");
-    Ok(state
-        .templates
-        .render("order_detail.html", &base, view)?
-        .into_response())
 }
