@@ -14,10 +14,11 @@ use super::delivery;
 use super::error::AppError;
 use super::extract::{ApiCaller, state};
 use super::multipart::Parts;
-use super::upload::{UploadForm, parse_kind, store};
+use super::upload::{UploadForm, field_error, store};
 use super::view::rfc3339;
 use crate::documents::links::LinkQuery;
 use crate::domain::conversation::{MessageBody, Thread};
+use crate::domain::order::FieldError;
 use crate::domain::{Caller, Party};
 use crate::store::documents::{Attach, DocumentScope};
 use crate::store::orders::OrderScope;
@@ -33,12 +34,12 @@ fn order_id(scope: &DocumentScope<'_>, raw: &str, action: &'static str) -> Resul
     })
 }
 
-fn parse_thread(raw: &str) -> Result<Thread, AppError> {
+fn parse_thread(raw: &str) -> Result<Thread, FieldError> {
     if raw.trim().is_empty() {
-        return Err(AppError::field("thread", "is required"));
+        return Err(field_error("thread", "is required"));
     }
     Thread::parse(raw).ok_or_else(|| {
-        AppError::field(
+        field_error(
             "thread",
             "must be facility, internal or provider:<organization id>",
         )
@@ -47,10 +48,10 @@ fn parse_thread(raw: &str) -> Result<Thread, AppError> {
 
 /// Where an API upload goes: beside `message`, in `thread`, or by default on the
 /// order (a provider's default is its own thread).
-fn attach_of(caller: &Caller, message: &str, thread: &str) -> Result<Attach, AppError> {
+fn attach_of(caller: &Caller, message: &str, thread: &str) -> Result<Attach, FieldError> {
     if !message.trim().is_empty() {
         let id = Uuid::parse_str(message.trim())
-            .map_err(|_| AppError::field("message", "must be a message id"))?;
+            .map_err(|_| field_error("message", "must be a message id"))?;
         return Ok(Attach::Message(id));
     }
     if !thread.trim().is_empty() {
@@ -75,23 +76,17 @@ pub async fn upload(
     scope.may_upload(order).map_err(AppError::from)?;
     let limit = state.cfg.upload_limit_bytes();
     let mut form = UploadForm::read(parts, &state.docs, limit).await?;
-    let checked = parse_kind(form.fields.get("kind")).and_then(|kind| {
-        let attach = attach_of(
-            &api.caller,
-            form.fields.get("message"),
-            form.fields.get("thread"),
-        )?;
-        Ok((kind, attach))
-    });
-    let (kind, attach) = match checked {
-        Ok(ok) => ok,
-        Err(e) => {
-            form.discard().await;
-            return Err(e.into());
-        }
-    };
-    let Some(file) = form.file.take() else {
-        return Err(AppError::field("file", "is required").into());
+    let mut errors = Vec::new();
+    let attach = attach_of(
+        &api.caller,
+        form.fields.get("message"),
+        form.fields.get("thread"),
+    )
+    .map_err(|e| errors.push(e))
+    .ok();
+    let checked = form.file_and_kind("kind", true, errors).await?;
+    let (Some((file, kind)), Some(attach)) = (checked, attach) else {
+        return Err(AppError::Internal("upload checks passed without a file".into()).into());
     };
     let (doc, _) = store(&state, &api.caller, order, attach, kind, file).await?;
     Ok(Json(document_out(&doc))
@@ -179,7 +174,7 @@ pub async fn post_message(
         return Err(AppError::NotFound.into());
     };
     let input: PostInput = json_body(body).await?;
-    let thread = parse_thread(&input.thread)?;
+    let thread = parse_thread(&input.thread).map_err(|e| AppError::Invalid(vec![e]))?;
     let text = MessageBody::parse(&input.body).map_err(|m| AppError::field("body", m))?;
     let msg = scope.post(order, thread, &text).map_err(AppError::from)?;
     let mut names = Names::new(&state.store, &state.cfg.agency_name)?;
@@ -229,7 +224,7 @@ pub async fn messages(
             .collect();
         return Ok(Json(serde_json::json!({ "threads": items })).into_response());
     };
-    let thread = parse_thread(thread)?;
+    let thread = parse_thread(thread).map_err(|e| AppError::Invalid(vec![e]))?;
     let before = match q.before.as_deref() {
         Some(b) => Some(
             Uuid::parse_str(b).map_err(|_| AppError::field("before", "must be a message id"))?,

@@ -19,6 +19,7 @@ use super::multipart::{self, Field, Parts};
 use crate::documents::{Documents, Sealed, Sealer, shred_file};
 use crate::domain::Caller;
 use crate::domain::document::{DocKind, FileType, SNIFF_LEN, clean_filename};
+use crate::domain::order::FieldError;
 use crate::domain::validate::check_text;
 use crate::store::documents::{Attach, DocumentRecord, DocumentScope, NewDocument};
 use crate::store::threads::Message;
@@ -36,6 +37,9 @@ pub struct Upload {
 pub struct UploadForm {
     pub fields: FormFields,
     pub file: Option<Upload>,
+    /// Why the file part was refused (not an accepted type, empty); reading stopped
+    /// there, so parts after it are missing.
+    pub file_errors: Vec<FieldError>,
 }
 
 fn not_accepted() -> AppError {
@@ -142,22 +146,31 @@ async fn read_file(
         file_type,
         size: incoming.size,
         sha256: incoming.hasher.finalize().into(),
-        filename: clean_filename(filename.as_deref(), file_type),
+        filename: clean_filename(filename.map(browser_filename).as_deref(), file_type),
     }))
 }
 
 impl UploadForm {
-    /// Reads every remaining part: text fields, and the `file` part sealed to disk.
+    /// Reads every remaining part: text fields, and the `file` part sealed to disk
+    /// (its filename as browsers encode it, see `browser_filename`).
     pub async fn read(mut parts: Parts, docs: &Documents, limit: u64) -> Result<Self, AppError> {
         let mut form = UploadForm {
             fields: FormFields(Vec::new()),
             file: None,
+            file_errors: Vec::new(),
         };
         let outcome = async {
             while let Some(field) = parts.next().await? {
                 let name = field.name().unwrap_or("").to_string();
                 if name == "file" && form.file.is_none() {
-                    form.file = read_file(docs, field, limit).await?;
+                    match read_file(docs, field, limit).await {
+                        Ok(file) => form.file = file,
+                        Err(AppError::Invalid(errors)) => {
+                            form.file_errors = errors;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 } else {
                     form.fields.0.push((name, multipart::text(field).await?));
                 }
@@ -172,6 +185,36 @@ impl UploadForm {
                 Err(e)
             }
         }
+    }
+
+    /// The file and its kind (from field `kind_field`), or every problem with them
+    /// together with `errors` already found in other fields. A kind is asked for
+    /// only with a file; the file only when `required`. On any problem the file is
+    /// discarded and the answer is 422 naming each field.
+    pub async fn file_and_kind(
+        &mut self,
+        kind_field: &str,
+        required: bool,
+        mut errors: Vec<FieldError>,
+    ) -> Result<Option<(Upload, DocKind)>, AppError> {
+        errors.append(&mut self.file_errors);
+        let file = self.file.take();
+        let kind = match (&file, required) {
+            (None, false) => None,
+            _ => parse_kind(kind_field, self.fields.get(kind_field))
+                .map_err(|e| errors.push(e))
+                .ok(),
+        };
+        if file.is_none() && required && !errors.iter().any(|e| e.field == "file") {
+            errors.push(field_error("file", "is required"));
+        }
+        if !errors.is_empty() {
+            if let Some(file) = file {
+                file.discard().await;
+            }
+            return Err(AppError::Invalid(errors));
+        }
+        Ok(file.zip(kind))
     }
 
     /// Removes the temp file of an upload that will not be recorded.
@@ -189,12 +232,28 @@ impl Upload {
     }
 }
 
-/// The document kind named by a form or API field.
-pub fn parse_kind(raw: &str) -> Result<DocKind, AppError> {
-    if raw.trim().is_empty() {
-        return Err(AppError::field("kind", "is required"));
+/// Undoes the escaping browsers apply to multipart filenames (the HTML standard
+/// replaces LF, CR and `"` with `%0A`, `%0D` and `%22`), so a quote in a name
+/// survives; the control characters are then dropped by `clean_filename`.
+fn browser_filename(raw: String) -> String {
+    raw.replace("%22", "\"")
+        .replace("%0D", "\r")
+        .replace("%0A", "\n")
+}
+
+pub fn field_error(field: &str, message: &str) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
     }
-    DocKind::parse(raw).ok_or_else(|| AppError::field("kind", "is not a document kind"))
+}
+
+/// The document kind named by a form or API field `name`.
+pub fn parse_kind(name: &str, raw: &str) -> Result<DocKind, FieldError> {
+    if raw.trim().is_empty() {
+        return Err(field_error(name, "is required"));
+    }
+    DocKind::parse(raw).ok_or_else(|| field_error(name, "is not a document kind"))
 }
 
 /// Moves an upload into place and records it where `attach` says. When the caller

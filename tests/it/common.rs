@@ -2,9 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use ihms_connect::clock::OffsetClock;
 use ihms_connect::config::Config;
 use ihms_connect::ops;
+use ihms_connect::web::AppState;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -54,6 +57,10 @@ pub struct App {
     pub admin_token: String,
     pub cfg: Config,
     pub dir: TempDir,
+    /// Decides when document links expire; tests move it forward.
+    pub clock: Arc<OffsetClock>,
+    /// The running server's state (None once stopped).
+    pub state: Option<Arc<AppState>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -75,7 +82,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> App {
 
 async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
     let (tx, rx) = oneshot::channel::<()>();
-    let running = ops::start(cfg.clone(), async {
+    let clock = Arc::new(OffsetClock::default());
+    let running = ops::start_with_clock(cfg.clone(), clock.clone(), async {
         let _ = rx.await;
     })
     .await
@@ -87,6 +95,8 @@ async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
         admin_token,
         cfg,
         dir,
+        clock,
+        state: Some(running.state),
         shutdown: Some(tx),
         task: Some(running.task),
     }
@@ -103,14 +113,32 @@ impl App {
         format!("{}{}", self.base, path)
     }
 
-    /// Stops the server and waits for it to finish.
+    /// Stops the server and waits for it to finish (the store is closed after).
     pub async fn stop(&mut self) {
+        self.state = None;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    /// Stops the server and starts it again on the same data directory.
+    pub async fn restart(mut self) -> App {
+        self.stop().await;
+        let App {
+            cfg,
+            dir,
+            admin_token,
+            ..
+        } = self;
+        start(cfg, dir, admin_token).await
+    }
+
+    /// The running server's state, for `system_` helpers.
+    pub fn state(&self) -> &AppState {
+        self.state.as_deref().expect("server running")
     }
 
     pub async fn post_json(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
@@ -311,4 +339,140 @@ pub async fn agency_id(app: &App) -> String {
     let vstart = before.rfind("value=\"").expect("option value") + 7;
     let vend = before[vstart..].find('"').expect("end") + vstart;
     before[vstart..vend].to_string()
+}
+
+// ---------------------------------------------------------------------------
+// Orders, documents and conversations.
+
+/// The first fixture order of facility `key`, submitted by `token`; returns its id.
+pub async fn fixture_order(
+    app: &App,
+    token: &str,
+    orgs: &HashMap<String, String>,
+    key: &str,
+) -> String {
+    let orders = fixture("discharge-orders.json");
+    let order = orders
+        .as_array()
+        .expect("orders")
+        .iter()
+        .find(|o| o["referring_facility"] == key)
+        .expect("a fixture order of that facility");
+    let (status, body) = app
+        .post_json(token, "/api/v1/orders", &order_body(order, orgs))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+/// Grants (only) these provider organizations access to an order, as the offer
+/// workflow will.
+pub fn set_provider_access(app: &App, order: &str, providers: &[&str]) {
+    let ids = providers
+        .iter()
+        .map(|p| uuid::Uuid::parse_str(p).expect("org id"))
+        .collect();
+    let note = ihms_connect::store::audit::Event::anonymous(
+        "test.provider_access",
+        None,
+        ihms_connect::store::audit::Outcome::Ok,
+    );
+    ihms_connect::store::orders::system_set_provider_access(
+        &app.state().store,
+        uuid::Uuid::parse_str(order).expect("order id"),
+        ids,
+        note,
+    )
+    .expect("provider access");
+}
+
+pub fn sample_pdf() -> Vec<u8> {
+    std::fs::read(shared("fixtures/sample-referral.pdf")).expect("sample pdf")
+}
+
+/// Uploads `bytes` named `filename` to `order` through the API, with `kind` and any
+/// extra text fields.
+pub async fn upload(
+    app: &App,
+    token: &str,
+    order: &str,
+    bytes: Vec<u8>,
+    filename: &str,
+    kind: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut form = reqwest::multipart::Form::new().text("kind", kind.to_string());
+    for (k, v) in extra {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string());
+    form = form.part("file", part);
+    json_of(
+        app.client()
+            .post(app.url(&format!("/api/v1/orders/{order}/documents")))
+            .bearer_auth(token)
+            .multipart(form),
+    )
+    .await
+}
+
+/// Uploads and expects success; returns the document id.
+pub async fn upload_ok(
+    app: &App,
+    token: &str,
+    order: &str,
+    bytes: Vec<u8>,
+    filename: &str,
+) -> String {
+    let (status, body) = upload(app, token, order, bytes, filename, "face_sheet", &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+/// A fresh download link through the API: (status, absolute URL or "").
+pub async fn link(app: &App, token: &str, doc: &str) -> (StatusCode, String) {
+    let (status, body) = app
+        .post_json(token, &format!("/api/v1/documents/{doc}/links"), &json!({}))
+        .await;
+    let url = body["url"].as_str().map(|u| app.url(u)).unwrap_or_default();
+    (status, url)
+}
+
+/// GETs `url` with a bearer token: status, headers and the whole body (or the error
+/// that cut it short).
+pub async fn fetch(
+    app: &App,
+    token: &str,
+    url: &str,
+) -> (
+    StatusCode,
+    reqwest::header::HeaderMap,
+    Result<Vec<u8>, String>,
+) {
+    let resp = app
+        .client()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| e.to_string());
+    (status, headers, body)
+}
+
+/// Every file under the data directory's documents folder.
+pub fn document_files(app: &App) -> Vec<PathBuf> {
+    let dir = app.cfg.data_dir.join("documents");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("documents dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    out.sort();
+    out
 }

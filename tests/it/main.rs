@@ -5,6 +5,8 @@
 mod audit_chain;
 mod cli;
 mod common;
+mod conversations;
+mod documents;
 mod headers;
 mod orders_api;
 mod sessions;

@@ -18,7 +18,7 @@ use crate::web::delivery;
 use crate::web::error::AppError;
 use crate::web::extract::{Posted, Viewer, state};
 use crate::web::multipart::PostedMultipart;
-use crate::web::upload::{self as uploads, UploadForm, parse_kind};
+use crate::web::upload::{self as uploads, UploadForm, field_error};
 
 /// The order id of a form's address; one that does not parse is refused, audited.
 fn order_id(
@@ -60,41 +60,27 @@ pub async fn post_message(
             .map_err(AppError::from)?;
         return Err(AppError::NotFound.into());
     };
-    let body = MessageBody::parse(sent.fields.get("body")).map_err(|m| AppError::field("body", m));
-    let outcome = match (body, sent.file.take()) {
-        (Ok(body), None) => ThreadScope::new(&state.store, &viewer.caller)
-            .post(order, thread, &body)
-            .map(|_| ())
-            .map_err(AppError::from),
-        (Ok(body), Some(file)) => {
-            match parse_kind(sent.fields.get("attachment_kind")).map_err(|_| {
-                AppError::field(
-                    "attachment_kind",
-                    "choose the kind of the attached document",
-                )
-            }) {
-                Ok(kind) => uploads::store(
-                    &state,
-                    &viewer.caller,
-                    order,
-                    Attach::NewMessage(thread, body),
-                    kind,
-                    file,
-                )
-                .await
-                .map(|_| ()),
-                Err(e) => {
-                    file.discard().await;
-                    Err(e)
-                }
+    let mut errors = Vec::new();
+    let body = MessageBody::parse(sent.fields.get("body"))
+        .map_err(|m| errors.push(field_error("body", m)))
+        .ok();
+    let outcome = match sent.file_and_kind("attachment_kind", false, errors).await {
+        Ok(file) => match (body, file) {
+            (Some(body), None) => ThreadScope::new(&state.store, &viewer.caller)
+                .post(order, thread, &body)
+                .map(|_| ())
+                .map_err(AppError::from),
+            (Some(body), Some((file, kind))) => {
+                let attach = Attach::NewMessage(thread, body);
+                uploads::store(&state, &viewer.caller, order, attach, kind, file)
+                    .await
+                    .map(|_| ())
             }
-        }
-        (Err(e), file) => {
-            if let Some(file) = file {
-                file.discard().await;
-            }
-            Err(e)
-        }
+            (None, _) => Err(AppError::Internal(
+                "message checks passed without a body".into(),
+            )),
+        },
+        Err(e) => Err(e),
     };
     match outcome {
         Ok(()) => Ok(Redirect::see_other(format!(
@@ -135,46 +121,26 @@ pub async fn upload(
     let limit = state.cfg.upload_limit_bytes();
     let mut sent = UploadForm::read(form.parts, &state.docs, limit).await?;
     let mut errors = Vec::new();
-    let kind = parse_kind(sent.fields.get("kind"))
-        .map_err(|e| errors.push(e))
-        .ok();
     let attach = match sent.fields.get("share") {
         "order" => Some(Attach::Order),
-        other => match Thread::parse(other) {
-            Some(t) => Some(Attach::Thread(t)),
-            None => {
-                errors.push(AppError::field(
-                    "share",
-                    "choose who the document is shared with",
-                ));
-                None
-            }
-        },
+        other => Thread::parse(other).map(Attach::Thread).or_else(|| {
+            errors.push(field_error(
+                "share",
+                "choose who the document is shared with",
+            ));
+            None
+        }),
     };
-    let file = sent.file.take();
-    if file.is_none() {
-        errors.push(AppError::field("file", "is required"));
-    }
-    let outcome = match (kind, attach, file) {
-        (Some(kind), Some(attach), Some(file)) if errors.is_empty() => {
+    let outcome = match (sent.file_and_kind("kind", true, errors).await, attach) {
+        (Ok(Some((file, kind))), Some(attach)) => {
             uploads::store(&state, &viewer.caller, order, attach, kind, file)
                 .await
                 .map(|_| ())
         }
-        (_, _, file) => {
-            if let Some(file) = file {
-                file.discard().await;
-            }
-            Err(AppError::Invalid(
-                errors
-                    .into_iter()
-                    .flat_map(|e| match e {
-                        AppError::Invalid(list) => list,
-                        _ => Vec::new(),
-                    })
-                    .collect(),
-            ))
-        }
+        (Err(e), _) => Err(e),
+        _ => Err(AppError::Internal(
+            "upload checks passed without a file".into(),
+        )),
     };
     match outcome {
         Ok(()) => Ok(Redirect::see_other(format!("/orders/{order}#documents")).into_response()),
