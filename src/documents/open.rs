@@ -5,10 +5,11 @@
 //! file) do not match the record is refused before anything is sent, so a file
 //! swapped on disk, even one encrypted to the same identity, is never served as
 //! another document. While streaming, the plaintext is decrypted on a blocking
-//! thread in fixed-size chunks through a bounded channel (memory stays flat), its
-//! size and SHA-256 are checked against the record, and the last chunk is released
-//! only after both matched: a file altered in any other way ends in an error, never
-//! in a complete response.
+//! thread in fixed-size chunks through a bounded channel (memory stays flat), and
+//! checked on the way out (a second stage, so hashing runs beside decryption): its
+//! size and SHA-256 must match the record, and the last chunk is released only
+//! after both did. A file altered in any other way ends in an error, never in a
+//! complete response.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -21,8 +22,8 @@ use tokio::sync::mpsc;
 
 use super::seal::HEAD_LEN;
 
-const CHUNK: usize = 64 * 1024;
-const CHANNEL_DEPTH: usize = 8;
+const CHUNK: usize = 256 * 1024;
+const CHANNEL_DEPTH: usize = 4;
 const READ_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,25 +52,11 @@ pub fn open_checked(path: &Path, head_sha256: &str) -> Result<File, OpenError> {
     Ok(file)
 }
 
-/// Fills `buf` as far as the reader allows; returns how many bytes were read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-fn pump(
+/// Decrypts `file` into the channel in `CHUNK`-sized pieces; stops quietly when the
+/// receiver is gone (the client went away).
+fn decrypt(
     file: File,
     identity: &age::x25519::Identity,
-    sha256: &str,
-    size: u64,
     tx: &mpsc::Sender<io::Result<Bytes>>,
 ) -> io::Result<()> {
     let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(READ_BUFFER, file))
@@ -77,39 +64,68 @@ fn pump(
     let mut reader = decryptor
         .decrypt(std::iter::once(identity as &dyn age::Identity))
         .map_err(io::Error::other)?;
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    let mut held: Option<Bytes> = None;
     loop {
-        let mut buf = vec![0u8; CHUNK];
-        let n = fill(&mut reader, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        buf.truncate(n);
-        hasher.update(&buf);
-        total += n as u64;
-        if total > size {
-            return Err(io::Error::other("longer than recorded"));
-        }
-        if let Some(prev) = held.replace(Bytes::from(buf))
-            && tx.blocking_send(Ok(prev)).is_err()
-        {
-            // The client went away.
+        let mut buf = Vec::with_capacity(CHUNK);
+        let n = (&mut reader).take(CHUNK as u64).read_to_end(&mut buf)?;
+        if n == 0 || tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
             return Ok(());
         }
     }
-    if total != size || hex::encode(hasher.finalize()) != sha256 {
-        return Err(io::Error::other("does not match its record"));
-    }
-    if let Some(last) = held {
-        let _ = tx.blocking_send(Ok(last));
-    }
-    Ok(())
 }
 
-/// The plaintext of `file` as a stream of chunks. `on_failure` runs (on the blocking
-/// thread) if decryption or the checks fail part-way.
+/// The second stage: hashes and counts what the decryptor produced, and holds the
+/// newest chunk back until the end proved the whole plaintext matches the record.
+struct Check<F> {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    hasher: Sha256,
+    total: u64,
+    held: Option<Bytes>,
+    sha256: String,
+    size: u64,
+    on_failure: Option<F>,
+}
+
+impl<F: FnOnce(&io::Error)> Check<F> {
+    fn fail(&mut self, e: io::Error) -> Option<io::Result<Bytes>> {
+        if let Some(f) = self.on_failure.take() {
+            f(&e);
+        }
+        self.held = None;
+        Some(Err(e))
+    }
+
+    async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        self.on_failure.as_ref()?;
+        loop {
+            match self.rx.recv().await {
+                Some(Ok(chunk)) => {
+                    self.hasher.update(&chunk);
+                    self.total += chunk.len() as u64;
+                    if self.total > self.size {
+                        return self.fail(io::Error::other("longer than recorded"));
+                    }
+                    if let Some(prev) = self.held.replace(chunk) {
+                        return Some(Ok(prev));
+                    }
+                }
+                Some(Err(e)) => return self.fail(e),
+                None => {
+                    let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+                    if self.total != self.size || digest != self.sha256 {
+                        return self.fail(io::Error::other("does not match its record"));
+                    }
+                    // Complete and intact: release the last chunk and stop.
+                    self.on_failure = None;
+                    return self.held.take().map(Ok);
+                }
+            }
+        }
+    }
+}
+
+/// The plaintext of `file` as a stream of chunks, decrypted on a blocking thread
+/// and checked on the way out. `on_failure` runs if decryption or the checks fail
+/// part-way; the stream then ends with that error.
 pub fn plaintext(
     file: File,
     identity: age::x25519::Identity,
@@ -119,12 +135,20 @@ pub fn plaintext(
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = pump(file, &identity, &sha256, size, &tx) {
-            on_failure(&e);
+        if let Err(e) = decrypt(file, &identity, &tx) {
             let _ = tx.blocking_send(Err(e));
         }
     });
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let check = Check {
+        rx,
+        hasher: Sha256::new(),
+        total: 0,
+        held: None,
+        sha256,
+        size,
+        on_failure: Some(on_failure),
+    };
+    futures_util::stream::unfold(check, |mut check| async move {
+        check.next().await.map(|item| (item, check))
     })
 }

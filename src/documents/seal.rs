@@ -1,9 +1,10 @@
 //! Writing an upload: plaintext chunks in, an age file on disk out.
 //!
-//! Guarantees: chunks go through a small bounded channel to one blocking thread that
-//! encrypts them with age (X25519, to the document identity) straight into a new
-//! temp file (mode 0600) in the documents directory, so memory stays flat whatever
-//! the size and no plaintext byte reaches the disk. `finish` returns only after the
+//! Guarantees: chunks go, in batches of about 256 KiB, through a small bounded
+//! channel to one blocking thread that encrypts them with age (X25519, to the
+//! document identity) straight into a new temp file (mode 0600) in the documents
+//! directory, so memory stays flat whatever the size and no plaintext byte reaches
+//! the disk. `finish` returns only after the
 //! file is complete and fsynced; anything else (an error, `abort`, or dropping the
 //! `Sealer`) removes the temp file.
 
@@ -20,14 +21,21 @@ use tokio::sync::mpsc;
 /// header (the file key wrapped to our identity) and the payload nonce, both unique
 /// to the file, plus the start of the payload.
 pub const HEAD_LEN: usize = 4096;
-const CHANNEL_DEPTH: usize = 16;
+const CHANNEL_DEPTH: usize = 4;
 const WRITE_BUFFER: usize = 256 * 1024;
 pub const TEMP_SUFFIX: &str = ".tmp";
 
 enum Msg {
-    Chunk(Bytes),
+    Chunks(Vec<Bytes>),
     Finish,
 }
+
+/// Chunks are handed to the writer in batches of about this many bytes, so the
+/// writer thread wakes a few hundred times for 100 MiB rather than thousands.
+const BATCH: usize = 256 * 1024;
+/// After each this many bytes, the kernel is asked (from a helper thread) to start
+/// writing the file out, so the fsync at the end has little left to do.
+const FLUSH_EVERY: u64 = 8 * 1024 * 1024;
 
 /// A finished, fsynced temp file.
 pub struct Sealed {
@@ -38,6 +46,51 @@ pub struct Sealed {
 pub struct Sealer {
     tx: Option<mpsc::Sender<Msg>>,
     task: Option<tokio::task::JoinHandle<io::Result<Sealed>>>,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+}
+
+/// A helper thread that runs `sync_data` on a second handle of the file while the
+/// writer goes on writing.
+struct Flusher {
+    tx: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(file: File) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                // Only an early start of write-back; the final fsync decides.
+                let _ = file.sync_data();
+            }
+        });
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Asks for a flush unless one is already pending.
+    fn nudge(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(());
+        }
+    }
+
+    fn stop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Hashes the first `HEAD_LEN` bytes written through it.
@@ -73,6 +126,8 @@ fn write_all(
         .create_new(true)
         .mode(0o600)
         .open(temp)?;
+    let mut flusher = Flusher::start(file.try_clone()?);
+    let mut written = 0u64;
     let head = HeadHasher {
         inner: BufWriter::with_capacity(WRITE_BUFFER, file),
         hasher: Sha256::new(),
@@ -84,13 +139,23 @@ fn write_all(
     let mut out = encryptor.wrap_output(head)?;
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Chunk(bytes)) => out.write_all(&bytes)?,
+            Some(Msg::Chunks(chunks)) => {
+                for bytes in chunks {
+                    out.write_all(&bytes)?;
+                    let before = written;
+                    written += bytes.len() as u64;
+                    if before / FLUSH_EVERY != written / FLUSH_EVERY {
+                        flusher.nudge();
+                    }
+                }
+            }
             Some(Msg::Finish) => break,
             None => return Err(io::Error::other("upload abandoned")),
         }
     }
     let head = out.finish()?;
     let file: File = head.inner.into_inner().map_err(|e| e.into_error())?;
+    flusher.stop();
     file.sync_all()?;
     Ok(Sealed {
         temp: temp.to_path_buf(),
@@ -114,21 +179,14 @@ impl Sealer {
         Ok(Self {
             tx: Some(tx),
             task: Some(task),
+            pending: Vec::new(),
+            pending_len: 0,
         })
     }
 
-    async fn join(&mut self) -> io::Result<Sealed> {
-        self.tx = None;
-        match self.task.take() {
-            Some(task) => task.await.map_err(io::Error::other)?,
-            None => Err(io::Error::other("upload already finished")),
-        }
-    }
-
-    /// Encrypts one more chunk (waits while the writer is behind).
-    pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+    async fn send(&mut self, msg: Msg) -> io::Result<()> {
         let sent = match &self.tx {
-            Some(tx) => tx.send(Msg::Chunk(chunk)).await.is_ok(),
+            Some(tx) => tx.send(msg).await.is_ok(),
             None => false,
         };
         if sent {
@@ -144,13 +202,37 @@ impl Sealer {
         }
     }
 
+    async fn send_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.pending_len = 0;
+        let batch = std::mem::take(&mut self.pending);
+        self.send(Msg::Chunks(batch)).await
+    }
+
+    async fn join(&mut self) -> io::Result<Sealed> {
+        self.tx = None;
+        match self.task.take() {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => Err(io::Error::other("upload already finished")),
+        }
+    }
+
+    /// Encrypts one more chunk (waits while the writer is behind).
+    pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= BATCH {
+            self.send_pending().await?;
+        }
+        Ok(())
+    }
+
     /// Completes the file: encrypted, flushed and fsynced.
     pub async fn finish(mut self) -> io::Result<Sealed> {
-        if let Some(tx) = &self.tx {
-            tx.send(Msg::Finish)
-                .await
-                .map_err(|_| io::Error::other("writer stopped early"))?;
-        }
+        self.send_pending().await?;
+        self.send(Msg::Finish).await?;
         self.join().await
     }
 
