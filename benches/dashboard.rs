@@ -145,7 +145,9 @@ fn run(count: usize) -> (Duration, Duration) {
                 .expect("respond");
         }
     }
-    let state = AppState::new(store, Config::default()).expect("state");
+    let clock: std::sync::Arc<dyn ihms_connect::clock::Clock> =
+        std::sync::Arc::new(ihms_connect::clock::SystemClock);
+    let state = AppState::new(store, Config::default(), clock).expect("state");
     let base = Base::default();
     let mut build = Vec::new();
     let mut render = Vec::new();

@@ -51,7 +51,10 @@ pub struct Config {
     pub metrics_allow: Vec<std::net::IpAddr>,
     /// An offer with no answer after this many hours shows as overdue.
     pub offer_overdue_hours: u64,
+    /// Largest accepted document, in MiB.
     pub upload_limit_mib: u64,
+    /// How long a signed document link works after it is issued.
+    pub document_link_minutes: u64,
     pub retention_years: u32,
     pub technical_retention_days: u32,
 }
@@ -85,6 +88,7 @@ impl Default for Config {
                 std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
             ],
             upload_limit_mib: 25,
+            document_link_minutes: 5,
             retention_years: 7,
             technical_retention_days: 30,
         }
@@ -100,6 +104,11 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The upload limit in bytes.
+    pub fn upload_limit_bytes(&self) -> u64 {
+        self.upload_limit_mib.saturating_mul(1024 * 1024)
+    }
+
     pub fn load(over: &Overrides) -> Result<Self, ConfigError> {
         let env_file = std::env::var_os("IHMS_CONFIG").map(PathBuf::from);
         let mut cfg = match over.config_file.as_ref().or(env_file.as_ref()) {
@@ -174,6 +183,18 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "page_size",
                 "must be between 1 and 200".into(),
+            ));
+        }
+        if self.upload_limit_mib == 0 || self.upload_limit_mib > 4096 {
+            return Err(ConfigError::Invalid(
+                "upload_limit_mib",
+                "must be between 1 and 4096".into(),
+            ));
+        }
+        if self.document_link_minutes == 0 || self.document_link_minutes > 24 * 60 {
+            return Err(ConfigError::Invalid(
+                "document_link_minutes",
+                "must be between 1 and 1440".into(),
             ));
         }
         if self.password_hash_concurrency == 0 {

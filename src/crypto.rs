@@ -77,7 +77,7 @@ impl MasterKey {
     pub fn create(path: &Path) -> Result<Self, CryptoError> {
         let shown = path.display().to_string();
         let key = Zeroizing::new(random_bytes::<32>()?);
-        let mut text = hex::encode(key.as_ref());
+        let mut text = hex::encode(&key[..]);
         text.push('\n');
         let mut file = fs::OpenOptions::new()
             .write(true)

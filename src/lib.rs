@@ -10,8 +10,10 @@
 )]
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod documents;
 pub mod domain;
 pub mod ops;
 pub mod store;

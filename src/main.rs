@@ -1,5 +1,6 @@
-//! The `ihms-connect` command line: `serve`, `init`, `token create`, `audit verify`
-//! and `tls export-ca`. Every failure is one line on stderr and a non-zero exit.
+//! The `ihms-connect` command line: `serve`, `init`, `token create`, `audit verify`,
+//! `tls export-ca`, `documents export-identity` and `documents rotate-link-key`.
+//! Every failure is one line on stderr and a non-zero exit.
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -77,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Stored documents: the age identity and the link-signing keys
+    Documents {
+        #[command(subcommand)]
+        command: DocumentsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -86,6 +92,20 @@ enum ConfigCommand {
         /// The file to check
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DocumentsCommand {
+    /// Print the document identity (AGE-SECRET-KEY-...) so `age -d -i` can decrypt a stored file (audited; stop the service first)
+    ExportIdentity {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Start signing document links with a new key; links signed with the current key keep working until they expire (stop the service first)
+    RotateLinkKey {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -281,6 +301,23 @@ fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("data directory {} does not exist", cfg.data_dir.display());
             }
             print!("{}", tls::ca_pem(&cfg.data_dir)?);
+            Ok(())
+        }
+        Command::Documents {
+            command: DocumentsCommand::ExportIdentity { common },
+        } => {
+            let cfg = config(&common, None)?;
+            println!("{}", ops::export_document_identity(&cfg)?);
+            Ok(())
+        }
+        Command::Documents {
+            command: DocumentsCommand::RotateLinkKey { common },
+        } => {
+            let cfg = config(&common, None)?;
+            let id = ops::rotate_link_key(&cfg)?;
+            println!(
+                "document links are now signed with key {id}; links signed with the previous key work until they expire"
+            );
             Ok(())
         }
     }

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
+use crate::documents;
 use crate::domain::account::{NewUserInput, check_password};
 use crate::store::audit::{self, Event, Outcome, Verdict};
 use crate::store::{Store, accounts, sessions};
@@ -127,6 +129,18 @@ pub fn create_token(cfg: &Config, email: &str, label: &str) -> Result<String> {
     Ok(sessions::create_token(&store, user.id, label, event)?)
 }
 
+/// `documents export-identity`: the document identity, for the `age` command line.
+pub fn export_document_identity(cfg: &Config) -> Result<String> {
+    let store = open_store(cfg)?;
+    Ok(documents::export_identity(&store)?)
+}
+
+/// `documents rotate-link-key`: returns the new key id.
+pub fn rotate_link_key(cfg: &Config) -> Result<u32> {
+    let store = open_store(cfg)?;
+    Ok(documents::rotate_link_key(&store)?)
+}
+
 /// `audit verify`: the one-line summary, or an error naming the first bad entry.
 pub fn verify_audit(cfg: &Config) -> Result<String> {
     let store = open_store(cfg)?;
@@ -141,6 +155,8 @@ pub fn verify_audit(cfg: &Config) -> Result<String> {
 /// A started server, for tests and `serve`.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The server's state, for in-process tests and benchmarks.
+    pub state: Arc<AppState>,
     pub ca_pem: Option<String>,
     pub setup_code: Option<String>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -149,6 +165,15 @@ pub struct Running {
 /// Prepares the data directory, binds, and starts serving in a task.
 pub async fn start(
     cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running> {
+    start_with_clock(cfg, Arc::new(SystemClock), shutdown).await
+}
+
+/// `start` with the clock that decides document-link expiry (tests move it).
+pub async fn start_with_clock(
+    cfg: Config,
+    clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running> {
     let (store, _) = open_or_create_store(&cfg)?;
@@ -163,8 +188,12 @@ pub async fn start(
         .as_ref()
         .and_then(|_| tls::ca_pem(&cfg.data_dir).ok());
     let listen = cfg.listen;
-    let mut state = AppState::new(store, cfg).map_err(|e| anyhow!(e))?;
+    let mut state = AppState::new(store, cfg, clock).map_err(|e| anyhow!(e))?;
     state.cert_days_left = crate::web::health::cert_days_left(&tls.cert_pem);
+    state
+        .docs
+        .clean_orphans(&state.store)
+        .context("cannot clean the documents directory")?;
     if let (Some(code), Ok(mut slot)) = (&setup_code, state.setup_code.lock()) {
         *slot = Some(crypto::sha256(code.as_bytes()));
     }
@@ -181,9 +210,10 @@ pub async fn start(
         &state.store,
         Event::anonymous("service.start", None, Outcome::Ok),
     )?;
-    let task = tokio::spawn(web::serve(state, acceptor, shutdown));
+    let task = tokio::spawn(web::serve(state.clone(), acceptor, shutdown));
     Ok(Running {
         addr,
+        state,
         ca_pem,
         setup_code,
         task,

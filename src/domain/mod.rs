@@ -5,6 +5,8 @@
 //! for the operator), never from request data.
 
 pub mod account;
+pub mod conversation;
+pub mod document;
 pub mod order;
 pub mod placement;
 pub mod validate;

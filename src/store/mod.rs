@@ -10,11 +10,14 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod documents;
 pub mod orders;
 pub mod placement;
 pub mod search;
+pub mod secrets;
 pub mod sessions;
 pub mod stats;
+pub mod threads;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -49,8 +52,17 @@ pub(crate) const OPEN_OFFERS_IDX: Def = TableDefinition::new("open_offers_idx");
 pub(crate) const ANSWER_TIME_IDX: Def = TableDefinition::new("answer_time_idx");
 pub(crate) const PLACEMENT_TIME_IDX: Def = TableDefinition::new("placement_time_idx");
 pub(crate) const SEARCH_IDX: Def = TableDefinition::new("search_idx");
+/// Messages, keyed by order, thread, message id and author (ids only).
+pub(crate) const MESSAGES: Def = TableDefinition::new("messages");
+/// Which threads of an order have messages: order ‖ thread.
+pub(crate) const THREAD_IDX: Def = TableDefinition::new("thread_idx");
+/// The last message each user has read in a thread: user ‖ order ‖ thread.
+pub(crate) const READ_MARKS: Def = TableDefinition::new("read_marks");
+pub(crate) const DOCUMENTS: Def = TableDefinition::new("documents");
+/// An order's documents: order ‖ document.
+pub(crate) const ORDER_DOCS_IDX: Def = TableDefinition::new("order_docs_idx");
 
-const ALL_TABLES: [Def; 17] = [
+const ALL_TABLES: [Def; 22] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -68,6 +80,11 @@ const ALL_TABLES: [Def; 17] = [
     ANSWER_TIME_IDX,
     PLACEMENT_TIME_IDX,
     SEARCH_IDX,
+    MESSAGES,
+    THREAD_IDX,
+    READ_MARKS,
+    DOCUMENTS,
+    ORDER_DOCS_IDX,
 ];
 
 const K_FORMAT: Bytes = b"format_version";
@@ -183,6 +200,12 @@ impl Store {
             return Err(StoreError::UnknownVersion(version));
         }
         let keys = master.open_data_key(&wrapped)?;
+        // Tables added by later builds of the same format start empty.
+        let tx = db.begin_write()?;
+        for def in ALL_TABLES {
+            tx.open_table(def)?;
+        }
+        tx.commit()?;
         Ok(Self {
             db,
             keys,

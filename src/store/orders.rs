@@ -15,6 +15,7 @@ use super::placement::{TimelineEvent, Workflow};
 use super::{
     META, ORDER_IDX, ORDERS, Result, SEARCH_IDX, Store, StoreError, WriteTx, now_ms, search, stats,
 };
+use crate::domain::conversation::Thread;
 use crate::domain::order::{FieldWarning, OrderData};
 use crate::domain::{Caller, Party, Status};
 
@@ -115,6 +116,28 @@ pub fn visible_now(store: &Store, caller: &Caller, id: Uuid) -> Result<bool> {
     Ok(tx
         .get::<OrderRecord>(ORDERS, id.as_bytes())?
         .is_some_and(|r| visible_to(caller.party(), &r)))
+}
+
+/// The same rule for an order's conversations: only a party that sees the order sees
+/// any of its threads; the agency sees them all, a facility its facility thread, a
+/// provider its own thread (so only while its organization has access).
+pub fn thread_visible_to(party: Party, rec: &OrderRecord, thread: Thread) -> bool {
+    visible_to(party, rec)
+        && match (party, thread) {
+            (Party::Agency, _) => true,
+            (Party::Facility(_), Thread::Facility) => true,
+            (Party::Provider(org), Thread::Provider(p)) => org == p,
+            _ => false,
+        }
+}
+
+/// Where something shared on an order lives: the order itself (`None`: seen by every
+/// party that sees the order) or one of its threads (seen by that thread's parties).
+pub fn shared_visible_to(party: Party, rec: &OrderRecord, thread: Option<Thread>) -> bool {
+    match thread {
+        None => visible_to(party, rec),
+        Some(t) => thread_visible_to(party, rec, t),
+    }
 }
 
 const SCOPE_AGENCY: u8 = b'A';
@@ -415,5 +438,25 @@ pub fn system_import(store: &Store, recs: &[OrderRecord], note: Event) -> Result
         put_record(&tx, rec)?;
     }
     audit::append(&tx, note)?;
+    tx.commit()
+}
+
+/// Replaces the provider organizations with access to an order (the offer workflow's
+/// job; tests and imports use this until it lands). Audited in the same commit.
+/// Named `system_` because it bypasses the caller's scope.
+pub fn system_set_provider_access(
+    store: &Store,
+    order: Uuid,
+    providers: Vec<Uuid>,
+    note: Event,
+) -> Result<()> {
+    let tx = store.write()?;
+    let mut rec = tx
+        .get::<OrderRecord>(ORDERS, order.as_bytes())?
+        .ok_or(StoreError::NotFound)?;
+    rec.provider_access = providers;
+    rec.updated_ms = now_ms();
+    put_record(&tx, &rec)?;
+    audit::append(&tx, note.object(order))?;
     tx.commit()
 }

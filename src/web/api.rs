@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::api_documents;
 use super::error::AppError;
 use super::extract::{ApiCaller, state};
 use super::submit::submit;
@@ -46,10 +47,21 @@ pub fn routes() -> Route {
             "/orders/:id/offers/:offer/:step",
             post(super::api_workflow::offer_step),
         )
+        .at(
+            "/orders/:id/documents",
+            get(api_documents::list).post(api_documents::upload),
+        )
+        .at(
+            "/orders/:id/messages",
+            get(api_documents::messages).post(api_documents::post_message),
+        )
+        .at("/documents/:id/links", post(api_documents::issue_link))
+        .at("/documents/:id/content", get(api_documents::content))
+        .at("/documents/:id/delete", post(api_documents::remove))
 }
 
 /// Reads a JSON body; a value of the wrong type is reported with its path.
-pub(super) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
+pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
     let bytes = body
         .into_bytes_limit(JSON_LIMIT)
         .await

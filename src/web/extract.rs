@@ -152,7 +152,7 @@ impl<'a> FromRequest<'a> for ApiCaller {
 }
 
 /// Refuses a state change that a browser marks as coming from another site.
-fn same_origin(req: &Request) -> Result<(), AppError> {
+pub(crate) fn same_origin(req: &Request) -> Result<(), AppError> {
     if req
         .header("sec-fetch-site")
         .is_some_and(|s| s == "cross-site" || s == "same-site")
@@ -219,17 +219,22 @@ impl<'a> FromRequest<'a> for Posted {
         let viewer = Viewer::from_request(req, body).await?;
         same_origin(req)?;
         let form = FormFields(read_form(body).await?);
-        if !crypto::ct_eq(form.get("csrf").as_bytes(), viewer.session.csrf.as_bytes()) {
-            let state = state(req)?;
-            audit::record(
-                &state.store,
-                Event::by(&viewer.caller, "csrf.reject", None, Outcome::Refused),
-            )
-            .map_err(AppError::from)?;
-            return Err(AppError::Csrf.into());
-        }
+        check_csrf(req, &viewer, form.get("csrf"))?;
         Ok(Posted { viewer, form })
     }
+}
+
+/// Compares a posted CSRF token with the session's; a mismatch is audited.
+pub(crate) fn check_csrf(req: &Request, viewer: &Viewer, given: &str) -> Result<(), AppError> {
+    if crypto::ct_eq(given.as_bytes(), viewer.session.csrf.as_bytes()) {
+        return Ok(());
+    }
+    let state = state(req)?;
+    audit::record(
+        &state.store,
+        Event::by(&viewer.caller, "csrf.reject", None, Outcome::Refused),
+    )?;
+    Err(AppError::Csrf)
 }
 
 /// The token an anonymous form must carry: a MAC of the pre-session cookie.

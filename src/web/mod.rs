@@ -2,22 +2,28 @@
 //! `serve`, which tests call with a port-0 listener.
 //!
 //! Guarantees: every response (pages, API, assets, 404s and errors) carries HSTS, a
-//! strict CSP, nosniff, `Referrer-Policy: no-referrer`, `frame-ancestors 'none'`, and
-//! `Cache-Control: no-store` (static assets alone may be cached). Errors are mapped
+//! strict CSP (a served document: a stricter, sandboxing one), nosniff,
+//! `Referrer-Policy: no-referrer`, `frame-ancestors 'none'`, and `Cache-Control:
+//! no-store` (static assets alone may be cached). Errors are mapped
 //! to HTML or problem JSON in one place (`error`).
 
 pub mod api;
+mod api_documents;
 pub mod api_workflow;
+mod coordination;
 pub mod dashboard;
+pub mod delivery;
 pub mod error;
 pub mod export;
 pub mod extract;
 pub mod fit;
 pub mod health;
+pub mod multipart;
 pub mod order_form;
 pub mod pages;
 pub mod steps;
 pub mod submit;
+pub mod upload;
 pub mod view;
 
 use std::sync::{Arc, Mutex};
@@ -30,7 +36,9 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, Server, get};
 
 use crate::auth::password::Hasher;
 use crate::auth::throttle::Throttle;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::documents::Documents;
 use crate::store::Store;
 use crate::tls::TlsMaterial;
 use error::AppError;
@@ -39,6 +47,7 @@ use view::{Assets, Base, Templates};
 pub struct AppState {
     pub store: Store,
     pub cfg: Config,
+    pub docs: Documents,
     pub templates: Templates,
     pub hasher: Hasher,
     pub throttle: Throttle,
@@ -50,7 +59,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, cfg: Config) -> Result<Self, String> {
+    pub fn new(store: Store, cfg: Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let hasher = Hasher::new(
             cfg.password_hash_memory_kib,
             cfg.password_hash_iterations,
@@ -61,9 +70,12 @@ impl AppState {
             cfg.signin_max_failures,
             Duration::from_secs(cfg.signin_cooldown_minutes * 60),
         );
+        let docs =
+            Documents::open(&store, clock, cfg.document_link_minutes).map_err(|e| e.to_string())?;
         Ok(Self {
             store,
             cfg,
+            docs,
             templates: Templates::load()?,
             hasher,
             throttle,
@@ -95,7 +107,12 @@ fn secure_headers(resp: &mut Response, cacheable: bool) {
         "strict-transport-security",
         "max-age=63072000; includeSubDomains",
     );
-    set(h, "content-security-policy", CSP);
+    // A served document keeps its stricter, sandboxing policy.
+    if h.get("content-security-policy")
+        .is_none_or(|v| v != delivery::DOCUMENT_CSP)
+    {
+        set(h, "content-security-policy", CSP);
+    }
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
     set(h, "x-frame-options", "DENY");

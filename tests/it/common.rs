@@ -2,9 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use ihms_connect::clock::OffsetClock;
 use ihms_connect::config::Config;
 use ihms_connect::ops;
+use ihms_connect::web::AppState;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -54,6 +57,10 @@ pub struct App {
     pub admin_token: String,
     pub cfg: Config,
     pub dir: TempDir,
+    /// Decides when document links expire; tests move it forward.
+    pub clock: Arc<OffsetClock>,
+    /// The running server's state (None once stopped).
+    pub state: Option<Arc<AppState>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -75,7 +82,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> App {
 
 async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
     let (tx, rx) = oneshot::channel::<()>();
-    let running = ops::start(cfg.clone(), async {
+    let clock = Arc::new(OffsetClock::default());
+    let running = ops::start_with_clock(cfg.clone(), clock.clone(), async {
         let _ = rx.await;
     })
     .await
@@ -87,6 +95,8 @@ async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
         admin_token,
         cfg,
         dir,
+        clock,
+        state: Some(running.state),
         shutdown: Some(tx),
         task: Some(running.task),
     }
@@ -103,14 +113,32 @@ impl App {
         format!("{}{}", self.base, path)
     }
 
-    /// Stops the server and waits for it to finish.
+    /// Stops the server and waits for it to finish (the store is closed after).
     pub async fn stop(&mut self) {
+        self.state = None;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    /// Stops the server and starts it again on the same data directory.
+    pub async fn restart(mut self) -> App {
+        self.stop().await;
+        let App {
+            cfg,
+            dir,
+            admin_token,
+            ..
+        } = self;
+        start(cfg, dir, admin_token).await
+    }
+
+    /// The running server's state, for `system_` helpers.
+    pub fn state(&self) -> &AppState {
+        self.state.as_deref().expect("server running")
     }
 
     pub async fn post_json(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
@@ -129,7 +157,7 @@ impl App {
 }
 
 /// Sends a request and returns its status and JSON body (null when not JSON).
-async fn json_of(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+pub async fn json_of(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let resp = req.send().await.expect("send");
     let status = resp.status();
     (status, resp.json::<Value>().await.unwrap_or(Value::Null))

@@ -5,7 +5,12 @@
 mod audit_chain;
 mod cli;
 mod common;
+mod conversations;
+mod coordination;
+mod document_links;
+mod documents;
 mod headers;
+mod order_page;
 mod orders_api;
 mod sessions;
 mod store_at_rest;

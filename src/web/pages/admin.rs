@@ -336,6 +336,17 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "admin.access",
     "csrf.reject",
     "service.start",
+    "thread.view",
+    "message.post",
+    "document.upload",
+    "document.link",
+    "document.download",
+    "document.delete",
+    "document.orphans.shred",
+    "document.identity.create",
+    "document.identity.export",
+    "document.link_key.create",
+    "document.link_key.rotate",
 ];
 
 #[handler]

@@ -3,6 +3,8 @@
 mod account;
 mod admin;
 pub(crate) mod dashboard;
+mod documents;
+pub(crate) mod order_detail;
 pub(crate) mod orders;
 mod session;
 mod steps;
@@ -21,10 +23,15 @@ pub fn routes() -> Route {
         .at("/dashboard", get(dashboard::dashboard))
         .at("/inbox", get(dashboard::inbox))
         .at("/orders/new", get(orders::new_page).post(orders::create))
-        .at("/orders/:id", get(orders::detail))
         .at("/orders/:id/steps/:step", post(steps::order_step))
         .at("/orders/:id/lines/:line/:step", post(steps::line_step))
         .at("/orders/:id/offers/:offer/:step", post(steps::offer_step))
+        .at("/orders/:id", get(order_detail::detail))
+        .at("/orders/:id/messages", post(documents::post_message))
+        .at("/orders/:id/documents", post(documents::upload))
+        .at("/documents/:id/open", post(documents::open))
+        .at("/documents/:id/content", get(documents::content))
+        .at("/documents/:id/delete", post(documents::remove))
         .at(
             "/admin/users",
             get(admin::users_page).post(admin::create_user),

@@ -1,10 +1,11 @@
-//! Order pages: the caller's list, the new-order form and the detail page. Every
-//! read goes through `OrderScope`, so these handlers hold no visibility rules.
+//! Order pages: the caller's list (with unread-message badges) and the new-order
+//! form. Every read goes through `OrderScope` and `ThreadScope`, so these handlers
+//! hold no visibility rules.
 
 use std::collections::{BTreeMap, HashMap};
 
 use poem::http::StatusCode;
-use poem::web::{Path, Query, Redirect};
+use poem::web::{Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,6 +14,7 @@ use crate::domain::order::ServiceLine;
 use crate::domain::{Party, Role, Status};
 use crate::store::accounts;
 use crate::store::orders::{OrderRecord, OrderScope};
+use crate::store::threads::ThreadScope;
 use crate::web::error::AppError;
 use crate::web::extract::{Posted, Viewer, state};
 use crate::web::order_form;
@@ -64,6 +66,8 @@ struct OrderRow {
     priority: String,
     services: Vec<&'static str>,
     created_at: String,
+    /// Messages by others the viewer has not read, across their threads.
+    unread: u32,
 }
 
 pub fn service_label(s: &ServiceLine) -> &'static str {
@@ -142,10 +146,14 @@ fn render_list(
         crate::store::audit::record(&state.store, event).map_err(AppError::from)?;
     }
     let names = org_names(&state)?;
+    let unread = ThreadScope::new(&state.store, &viewer.caller)
+        .unread_by_order(&page.items)
+        .map_err(AppError::from)?;
     let orders: Vec<OrderRow> = page
         .items
         .iter()
-        .map(|r| OrderRow {
+        .zip(unread)
+        .map(|(r, unread)| OrderRow {
             id: r.id.to_string(),
             number: r.number.clone(),
             patient_name: format!(
@@ -161,6 +169,7 @@ fn render_list(
                 .unwrap_or_default(),
             services: r.data.services.iter().map(service_label).collect(),
             created_at: when(r.created_ms),
+            unread,
         })
         .collect();
     let status_param = status
@@ -282,14 +291,14 @@ pub async fn create(req: &Request, posted: Posted) -> poem::Result<Response> {
         Err(other) => Err(other.into()),
     }
 }
-
-/// Renders an order's page for the viewer, optionally with a refused step's error.
-pub fn render_detail(
+/// The workflow part of an order's page: the order as the viewer's party sees it,
+/// the steps open to the viewer, service fit (agency), and a refused step's error.
+pub fn workflow_context(
     state: &crate::web::AppState,
     viewer: &Viewer,
     rec: &OrderRecord,
     error: Option<(String, String)>,
-) -> poem::Result<Response> {
+) -> Result<serde_json::Value, AppError> {
     let names = org_names(state)?;
     let party = viewer.caller.party();
     let wf = crate::web::api::order_out(party, rec);
@@ -336,31 +345,5 @@ pub fn render_detail(
         "error": error.map(|(field, message)| serde_json::json!({ "field": field, "message": message })),
         "today": today().to_string(),
     });
-    let base = viewer.base(state, format!("Order {}", rec.number), "orders");
-    let status = if view["error"].is_null() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok(state
-        .templates
-        .render("order_detail.html", &base, view)?
-        .with_status(status)
-        .into_response())
-}
-
-#[handler]
-pub async fn detail(
-    req: &Request,
-    viewer: Viewer,
-    Path(id): Path<String>,
-) -> poem::Result<Response> {
-    let state = state(req)?;
-    let scope = OrderScope::new(&state.store, &viewer.caller);
-    let Ok(id) = Uuid::parse_str(&id) else {
-        scope.refuse("order.view").map_err(AppError::from)?;
-        return Err(AppError::NotFound.into());
-    };
-    let rec: OrderRecord = scope.get(id).map_err(AppError::from)?;
-    render_detail(&state, &viewer, &rec, None)
+    Ok(view)
 }

@@ -6,10 +6,8 @@ use poem::web::{Path, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use uuid::Uuid;
 
-use crate::store::orders::OrderScope;
 use crate::web::error::AppError;
 use crate::web::extract::{FormFields, Posted, state};
-use crate::web::pages::orders::render_detail;
 use crate::web::steps::{Action, run};
 
 fn id(s: &str) -> Result<Uuid, AppError> {
@@ -37,11 +35,16 @@ async fn finish(
             Ok(Redirect::see_other(to).into_response())
         }
         Err(AppError::Invalid(errors)) => {
-            let rec = OrderScope::new(&state.store, caller)
-                .get(order)
-                .map_err(AppError::from)?;
             let first = errors.into_iter().next().map(|e| (e.field, e.message));
-            render_detail(&state, &posted.viewer, &rec, first)
+            crate::web::pages::order_detail::render_with_error(
+                req,
+                &posted.viewer,
+                &order.to_string(),
+                None,
+                Default::default(),
+                poem::http::StatusCode::UNPROCESSABLE_ENTITY,
+                first,
+            )
         }
         Err(e) => Err(e.into()),
     }

@@ -1,0 +1,317 @@
+//! Document throughput benchmark: uploads and downloads a 100 MiB file over HTTPS to
+//! the built binary running as its own process, beside the reference `age` command
+//! line encrypting and decrypting the same file locally, and reports the server's
+//! memory growth (VmRSS before, VmHWM after) while it did so.
+//!
+//! Run with `cargo bench --bench documents` (needs `age` and `age-keygen` on PATH).
+//! Targets: each way at least 0.7 of the reference CLI's throughput, memory growth
+//! under 64 MiB.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+const SIZE: usize = 100 * 1024 * 1024;
+const RUNS: usize = 3;
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ihms-connect"));
+    c.env_remove("IHMS_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    c
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// A field of /proc/<pid>/status, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .expect("field")
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &Path, config: &Path) -> Server {
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .env("IHMS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("server output").expect("line");
+        if let Some(at) = line.find("https://") {
+            break line[at..].trim().to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+fn best(times: &[Duration]) -> Duration {
+    times.iter().copied().min().expect("runs")
+}
+
+fn mib_per_s(d: Duration) -> f64 {
+    SIZE as f64 / MIB / d.as_secs_f64()
+}
+
+fn timed(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    run(cmd);
+    t.elapsed()
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, "upload_limit_mib = 128\n").expect("config");
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, "correct horse battery staple\n").expect("pw");
+    run(bin()
+        .args([
+            "init",
+            "--admin-email",
+            "bench@agency.test",
+            "--admin-password-file",
+        ])
+        .arg(&pw)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data));
+    let token = run(bin()
+        .args([
+            "token",
+            "create",
+            "--email",
+            "bench@agency.test",
+            "--data-dir",
+        ])
+        .arg(&data))
+    .trim()
+    .to_string();
+    let ca = run(bin().args(["tls", "export-ca", "--data-dir"]).arg(&data));
+
+    // The file: a PDF signature, then random bytes (incompressible, like a scan).
+    let input = tmp.path().join("input.pdf");
+    {
+        let mut f = std::fs::File::create(&input).expect("input");
+        let mut block = vec![0u8; 1024 * 1024];
+        for i in 0..SIZE / block.len() {
+            getrandom::fill(&mut block).expect("random");
+            if i == 0 {
+                block[..9].copy_from_slice(b"%PDF-1.7\n");
+            }
+            f.write_all(&block).expect("write");
+        }
+    }
+
+    // The reference CLI, locally, same file.
+    let key = tmp.path().join("age.key");
+    run(Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .stderr(Stdio::null()));
+    let recipient = run(Command::new("age-keygen").arg("-y").arg(&key))
+        .trim()
+        .to_string();
+    let (enc, dec) = (tmp.path().join("cli.age"), tmp.path().join("cli.out"));
+    let mut cli_enc = Vec::new();
+    let mut cli_dec = Vec::new();
+    for _ in 0..RUNS {
+        cli_enc.push(timed(
+            Command::new("age")
+                .args(["-r", &recipient, "-o"])
+                .arg(&enc)
+                .arg(&input),
+        ));
+        cli_dec.push(timed(
+            Command::new("age")
+                .arg("-d")
+                .arg("-i")
+                .arg(&key)
+                .arg("-o")
+                .arg(&dec)
+                .arg(&enc),
+        ));
+    }
+    let _ = std::fs::remove_file(&dec);
+
+    let server = start_server(&data, &config);
+    let pid = server.child.id();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (up, down, rss_before, hwm_after) = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca")])
+            .build()
+            .expect("client");
+        let api = |path: &str| format!("{}/api/v1{path}", server.base);
+        let post = |path: String, body: Value| {
+            let req = client.post(api(&path)).bearer_auth(&token).json(&body);
+            async move {
+                let resp = req.send().await.expect("send");
+                assert!(resp.status().is_success(), "{}", resp.status());
+                resp.json::<Value>().await.expect("json")
+            }
+        };
+        let org = post(
+            "/organizations".into(),
+            json!({ "name": "Bench Hospital", "kind": "referring_facility", "npi": "1234567893",
+                    "city": "Tampa", "state": "FL", "zip": "33601" }),
+        )
+        .await;
+        let orders: Value =
+            serde_json::from_str(include_str!("../../shared/fixtures/discharge-orders.json"))
+                .expect("fixtures");
+        let mut order = orders[0].clone();
+        order["referring_facility"] = org["id"].clone();
+        let order = post("/orders".into(), order).await;
+        let order_id = order["id"].as_str().expect("order").to_string();
+
+        // The client sends from memory: it runs on the same two cores as the server,
+        // so it should cost as little as it can.
+        let content = bytes::Bytes::from(std::fs::read(&input).expect("read input"));
+        let upload = |len: usize| {
+            let client = client.clone();
+            let url = api(&format!("/orders/{order_id}/documents"));
+            let token = token.clone();
+            let body = content.slice(..len);
+            async move {
+                let part = reqwest::multipart::Part::stream_with_length(
+                    reqwest::Body::from(body),
+                    len as u64,
+                )
+                .file_name("scan.pdf");
+                let form = reqwest::multipart::Form::new()
+                    .text("kind", "other")
+                    .part("file", part);
+                let t = Instant::now();
+                let resp = client
+                    .post(url)
+                    .bearer_auth(&token)
+                    .multipart(form)
+                    .send()
+                    .await
+                    .expect("upload");
+                let status = resp.status();
+                let body: Value = resp.json().await.expect("json");
+                assert_eq!(status.as_u16(), 201, "{body}");
+                (t.elapsed(), body["id"].as_str().expect("id").to_string())
+            }
+        };
+        let download = |doc: String| {
+            let client = client.clone();
+            let token = token.clone();
+            let base = server.base.clone();
+            let links = api(&format!("/documents/{doc}/links"));
+            async move {
+                let t = Instant::now();
+                let link: Value = client
+                    .post(links)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("link")
+                    .json()
+                    .await
+                    .expect("json");
+                let url = format!("{base}{}", link["url"].as_str().expect("url"));
+                let resp = client
+                    .get(url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("get");
+                assert_eq!(resp.status().as_u16(), 200);
+                let mut stream = resp.bytes_stream();
+                let mut total = 0usize;
+                while let Some(chunk) = stream.next().await {
+                    total += chunk.expect("chunk").len();
+                }
+                (t.elapsed(), total)
+            }
+        };
+
+        // Warm up the server's pools with a small round trip, then measure.
+        let (_, small) = upload(256 * 1024).await;
+        download(small).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss_before = status_kib(pid, "VmRSS:");
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        for _ in 0..RUNS {
+            let (t, doc) = upload(SIZE).await;
+            up.push(t);
+            let (t, total) = download(doc).await;
+            assert_eq!(total, SIZE, "the whole file comes back");
+            down.push(t);
+        }
+        (up, down, rss_before, status_kib(pid, "VmHWM:"))
+    });
+    drop(server);
+
+    let (up, down) = (best(&up), best(&down));
+    let (enc, dec) = (best(&cli_enc), best(&cli_dec));
+    println!(
+        "documents: {} MiB file, best of {RUNS} runs",
+        SIZE / (1024 * 1024)
+    );
+    println!(
+        "  upload over HTTPS    {:7.1} MiB/s   age CLI encrypt {:7.1} MiB/s   ratio {:.2}",
+        mib_per_s(up),
+        mib_per_s(enc),
+        enc.as_secs_f64() / up.as_secs_f64()
+    );
+    println!(
+        "  download over HTTPS  {:7.1} MiB/s   age CLI decrypt {:7.1} MiB/s   ratio {:.2}",
+        mib_per_s(down),
+        mib_per_s(dec),
+        dec.as_secs_f64() / down.as_secs_f64()
+    );
+    let growth = hwm_after.saturating_sub(rss_before) as f64 / 1024.0;
+    println!(
+        "  server memory: VmRSS {:.1} MiB before, VmHWM {:.1} MiB after, growth {growth:.1} MiB",
+        rss_before as f64 / 1024.0,
+        hwm_after as f64 / 1024.0
+    );
+    println!("  targets: ratio >= 0.70 each way, memory growth < 64 MiB");
+}
