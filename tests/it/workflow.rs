@@ -1026,3 +1026,83 @@ async fn an_order_completes_only_when_every_line_has_started_and_refusals_are_au
         .await;
     assert!(html.contains(&id), "refused completion audited");
 }
+
+#[tokio::test]
+async fn a_declined_provider_loses_the_order_its_thread_and_its_documents() {
+    use crate::coordination::{link, sample_pdf, upload_ok};
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let prov1 = w.provider_token.clone();
+    let prov3 = provider_token(&app, &w.orgs, "prov3").await;
+    let id = submit(&app, &w.fac3_token, &w.orgs, "order-014").await;
+    let base = format!("/api/v1/orders/{id}");
+    eligible(&app, &w.staff_token, &id).await;
+    let offered = step(
+        &app,
+        &w.staff_token,
+        &format!("{base}/lines/0/offers"),
+        json!({"providers": [w.orgs["prov1"], w.orgs["prov3"]]}),
+    )
+    .await;
+    let (o1, o3) = (
+        offer_of(&offered, 0, &w.orgs["prov1"]),
+        offer_of(&offered, 0, &w.orgs["prov3"]),
+    );
+    // Each provider talks in its own thread and shares a document there.
+    let thread1 = format!("provider:{}", w.orgs["prov1"]);
+    let (status, _) = app
+        .post_json(
+            &prov1,
+            &format!("{base}/messages"),
+            &json!({"thread": thread1, "body": "Can start Monday."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let doc1 = upload_ok(&app, &prov1, &id, sample_pdf(), "visit-plan.pdf").await;
+    assert_eq!(link(&app, &prov1, &doc1).await.0, StatusCode::CREATED);
+    // prov3 never sees prov1's thread or document.
+    let (status, _) = app
+        .get_json(&prov3, &format!("{base}/messages?thread={thread1}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(link(&app, &prov3, &doc1).await.0, StatusCode::NOT_FOUND);
+    // prov1 declines: the order, its thread and its document answer 404 from now on.
+    step(
+        &app,
+        &prov1,
+        &format!("{base}/offers/{o1}/respond"),
+        json!({"answer": "declined", "reason": "no_capacity"}),
+    )
+    .await;
+    assert_eq!(app.get_json(&prov1, &base).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get_json(&prov1, &format!("{base}/messages?thread={thread1}"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(link(&app, &prov1, &doc1).await.0, StatusCode::NOT_FOUND);
+    // The agency still sees all of it; prov3 carries on.
+    assert_eq!(
+        app.get_json(&w.staff_token, &format!("{base}/messages?thread={thread1}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        link(&app, &w.staff_token, &doc1).await.0,
+        StatusCode::CREATED
+    );
+    step(
+        &app,
+        &w.staff_token,
+        &format!("{base}/offers/{o3}/withdraw"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        app.get_json(&prov3, &base).await.0,
+        StatusCode::NOT_FOUND,
+        "withdrawn"
+    );
+}
