@@ -184,6 +184,14 @@ fn main() {
             .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca")])
             .build()
             .expect("client");
+        // Wait until the server answers (it prints its address just before serving).
+        for _ in 0..100 {
+            let health = client.get(format!("{}/healthz", server.base)).send().await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let api = |path: &str| format!("{}/api/v1{path}", server.base);
         let post = |path: String, body: Value| {
             let req = client.post(api(&path)).bearer_auth(&token).json(&body);
