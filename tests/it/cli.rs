@@ -50,6 +50,8 @@ fn every_command_has_help() {
         vec!["token", "create", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["tls", "export-ca", "--help"],
+        vec!["documents", "export-identity", "--help"],
+        vec!["documents", "rotate-link-key", "--help"],
     ] {
         let out = bin().args(&args).output().expect("run");
         assert!(out.status.success(), "{args:?}");
