@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use age::secrecy::ExposeSecret;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::store::audit::{self, Event, Outcome};
@@ -63,14 +64,16 @@ pub struct Documents {
 }
 
 fn load_identity(store: &Store) -> Result<age::x25519::Identity, DocError> {
-    let text: String = secrets::load_or_create(store, Secret::DocumentIdentity, || {
-        Ok::<_, DocError>(
-            age::x25519::Identity::generate()
-                .to_string()
-                .expose_secret()
-                .to_string(),
-        )
-    })??;
+    let text: Zeroizing<String> =
+        secrets::load_or_create(store, Secret::DocumentIdentity, || {
+            Ok::<_, DocError>(
+                age::x25519::Identity::generate()
+                    .to_string()
+                    .expose_secret()
+                    .to_string(),
+            )
+        })??
+        .into();
     text.parse()
         .map_err(|e: &str| DocError::Key(format!("the stored document identity is unusable: {e}")))
 }

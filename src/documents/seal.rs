@@ -4,7 +4,8 @@
 //! channel to one blocking thread that encrypts them with age (X25519, to the
 //! document identity) straight into a new temp file (mode 0600) in the documents
 //! directory, so memory stays flat whatever the size and no plaintext byte reaches
-//! the disk. `finish` returns only after the
+//! the disk. A second thread computes the plaintext's SHA-256 from the same buffers
+//! meanwhile. `finish` returns only after the
 //! file is complete and fsynced; anything else (an error, `abort`, or dropping the
 //! `Sealer`) removes the temp file.
 
@@ -41,11 +42,16 @@ const FLUSH_EVERY: u64 = 8 * 1024 * 1024;
 pub struct Sealed {
     pub temp: PathBuf,
     pub head_sha256: [u8; 32],
+    /// SHA-256 of the plaintext (zero until `finish` fills it in).
+    pub sha256: [u8; 32],
 }
 
 pub struct Sealer {
     tx: Option<mpsc::Sender<Msg>>,
     task: Option<tokio::task::JoinHandle<io::Result<Sealed>>>,
+    /// The plaintext digest runs on its own thread, beside the encryption.
+    hash_tx: Option<mpsc::Sender<Vec<Bytes>>>,
+    hash_task: Option<tokio::task::JoinHandle<[u8; 32]>>,
     pending: Vec<Bytes>,
     pending_len: usize,
 }
@@ -160,6 +166,7 @@ fn write_all(
     Ok(Sealed {
         temp: temp.to_path_buf(),
         head_sha256: head.hasher.finalize().into(),
+        sha256: [0; 32],
     })
 }
 
@@ -176,9 +183,21 @@ impl Sealer {
             }
             result
         });
+        let (hash_tx, mut hash_rx) = mpsc::channel::<Vec<Bytes>>(CHANNEL_DEPTH);
+        let hash_task = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
+            while let Some(batch) = hash_rx.blocking_recv() {
+                for bytes in &batch {
+                    hasher.update(bytes);
+                }
+            }
+            hasher.finalize().into()
+        });
         Ok(Self {
             tx: Some(tx),
             task: Some(task),
+            hash_tx: Some(hash_tx),
+            hash_task: Some(hash_task),
             pending: Vec::new(),
             pending_len: 0,
         })
@@ -208,11 +227,19 @@ impl Sealer {
         }
         self.pending_len = 0;
         let batch = std::mem::take(&mut self.pending);
+        // Clones of `Bytes` share the buffers: both threads read the same memory.
+        if let Some(hash_tx) = &self.hash_tx {
+            hash_tx
+                .send(batch.clone())
+                .await
+                .map_err(|_| io::Error::other("hasher stopped early"))?;
+        }
         self.send(Msg::Chunks(batch)).await
     }
 
     async fn join(&mut self) -> io::Result<Sealed> {
         self.tx = None;
+        self.hash_tx = None;
         match self.task.take() {
             Some(task) => task.await.map_err(io::Error::other)?,
             None => Err(io::Error::other("upload already finished")),
@@ -229,11 +256,19 @@ impl Sealer {
         Ok(())
     }
 
-    /// Completes the file: encrypted, flushed and fsynced.
+    /// Completes the file: encrypted, flushed and fsynced, with the plaintext's
+    /// SHA-256.
     pub async fn finish(mut self) -> io::Result<Sealed> {
         self.send_pending().await?;
+        self.hash_tx = None;
+        let sha256 = match self.hash_task.take() {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => return Err(io::Error::other("upload already finished")),
+        };
         self.send(Msg::Finish).await?;
-        self.join().await
+        let mut sealed = self.join().await?;
+        sealed.sha256 = sha256;
+        Ok(sealed)
     }
 
     /// Stops and removes the temp file.

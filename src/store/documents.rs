@@ -15,8 +15,9 @@ use uuid::Uuid;
 use super::audit::{self, Event, Outcome};
 use super::orders::{OrderRecord, shared_visible_to};
 use super::threads::{Message, insert_message, open_thread};
-use super::{DOCUMENTS, MESSAGES, ORDER_DOCS_IDX, ORDERS, Result, Store, StoreError, WriteTx};
-use super::{ReadTx, now_ms};
+use super::{
+    DOCUMENTS, MESSAGES, ORDER_DOCS_IDX, ORDERS, Result, Store, StoreError, WriteTx, now_ms,
+};
 use crate::domain::conversation::{MessageBody, THREAD_KEY_LEN, Thread};
 use crate::domain::document::{DocKind, FileType};
 use crate::domain::{Caller, Party};
@@ -132,13 +133,13 @@ impl<'s> DocumentScope<'s> {
     /// Whether the caller may upload to `order` at all, checked before any byte of
     /// the file is read; a refusal is audited.
     pub fn may_upload(&self, order: Uuid) -> Result<()> {
-        let tx = self.store.write()?;
-        let ok = tx
+        let visible = self
+            .store
+            .read()?
             .get::<OrderRecord>(ORDERS, order.as_bytes())?
             .is_some_and(|o| shared_visible_to(self.party(), &o, None));
-        if !ok {
-            self.audit(&tx, "document.upload", order, false)?;
-            tx.commit()?;
+        if !visible {
+            self.record("document.upload", Some(order), Outcome::Refused)?;
             return Err(StoreError::NotFound);
         }
         Ok(())
@@ -212,16 +213,11 @@ impl<'s> DocumentScope<'s> {
     /// The documents of `rec` the caller sees (removed ones as tombstones), newest
     /// first. The caller must already have been allowed to see `rec`.
     pub fn list(&self, rec: &OrderRecord) -> Result<Vec<DocumentRecord>> {
-        let tx: ReadTx<'_> = self.store.read()?;
-        let lo = idx_key(rec.id, Uuid::nil());
-        let hi = idx_key(rec.id, Uuid::max());
+        let tx = self.store.read()?;
+        let lo = rec.id.as_bytes().to_vec();
+        let hi = [rec.id.as_bytes().as_slice(), &[0xff; 17]].concat();
         let mut out = Vec::new();
-        for key in tx.keys_desc(
-            ORDER_DOCS_IDX,
-            &lo,
-            &[hi.as_slice(), &[0]].concat(),
-            usize::MAX,
-        )? {
+        for key in tx.keys_desc(ORDER_DOCS_IDX, &lo, &hi, usize::MAX)? {
             if let Some(doc) = tx.get::<DocumentRecord>(DOCUMENTS, &key[16..])?
                 && shared_visible_to(self.party(), rec, doc.thread)
             {

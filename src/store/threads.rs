@@ -84,25 +84,28 @@ fn ms_of(id: Uuid) -> Option<i64> {
     })
 }
 
-/// Reads shared by both transaction kinds.
-trait Keys {
-    fn keys(&self, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>>;
+/// Message keys, newest first, from either transaction kind.
+trait MessageKeys {
+    fn message_keys(&self, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>>;
 }
-impl Keys for ReadTx<'_> {
-    fn keys(&self, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
+impl MessageKeys for ReadTx<'_> {
+    fn message_keys(&self, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
         self.keys_desc(MESSAGES, lo, hi, limit)
     }
 }
-impl Keys for WriteTx<'_> {
-    fn keys(&self, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
+impl MessageKeys for WriteTx<'_> {
+    fn message_keys(&self, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
         self.keys_desc(MESSAGES, lo, hi, limit)
     }
 }
 
 /// The newest message id of a thread.
-fn newest(tx: &impl Keys, order: Uuid, thread: Thread) -> Result<Option<Uuid>> {
+fn newest(tx: &impl MessageKeys, order: Uuid, thread: Thread) -> Result<Option<Uuid>> {
     let (lo, hi) = thread_range(order, thread);
-    Ok(tx.keys(&lo, &hi, 1)?.first().and_then(|k| id_at(k, MSG_AT)))
+    Ok(tx
+        .message_keys(&lo, &hi, 1)?
+        .first()
+        .and_then(|k| id_at(k, MSG_AT)))
 }
 
 fn thread_exists(tx: &WriteTx<'_>, order: Uuid, thread: Thread) -> Result<bool> {

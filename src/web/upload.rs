@@ -3,13 +3,12 @@
 //! Guarantees: the file part is recognised by its first bytes (PDF, PNG, JPEG or
 //! TIFF) before anything is written, and refused with 422 naming `file` otherwise;
 //! it is counted while streaming and refused with 413 the moment it passes the limit,
-//! without reading the rest. Its bytes go straight into the age encryption, its
-//! SHA-256 is computed on the way, and memory stays flat. On every failure the temp
+//! without reading the rest. Its bytes go straight into the age encryption (which
+//! also computes their SHA-256), and memory stays flat. On every failure the temp
 //! file is removed; a file is renamed into place before its record commits and
 //! shredded if the commit fails.
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::AppState;
@@ -29,7 +28,6 @@ pub struct Upload {
     sealed: Sealed,
     file_type: FileType,
     size: u64,
-    sha256: [u8; 32],
     filename: String,
 }
 
@@ -51,7 +49,6 @@ struct Incoming {
     head: Vec<u8>,
     sealer: Option<Sealer>,
     file_type: Option<FileType>,
-    hasher: Sha256,
     size: u64,
 }
 
@@ -61,7 +58,6 @@ impl Incoming {
         if self.size > limit {
             return Err(AppError::TooLarge);
         }
-        self.hasher.update(&chunk);
         if let Some(sealer) = &mut self.sealer {
             return sealer.write(chunk).await.map_err(io_error);
         }
@@ -107,7 +103,6 @@ async fn read_file(
         head: Vec::with_capacity(SNIFF_LEN),
         sealer: None,
         file_type: None,
-        hasher: Sha256::new(),
         size: 0,
     };
     let result = async {
@@ -145,7 +140,6 @@ async fn read_file(
         sealed,
         file_type,
         size: incoming.size,
-        sha256: incoming.hasher.finalize().into(),
         filename: clean_filename(filename.map(browser_filename).as_deref(), file_type),
     }))
 }
@@ -277,7 +271,7 @@ pub async fn store(
         file_type: upload.file_type,
         filename: upload.filename,
         size: upload.size,
-        sha256: upload.sha256,
+        sha256: upload.sealed.sha256,
         head_sha256: upload.sealed.head_sha256,
     };
     match DocumentScope::new(&state.store, caller).record_upload(order, attach, new) {

@@ -52,6 +52,8 @@ fn every_command_has_help() {
         vec!["audit", "export", "--help"],
         vec!["config", "check", "--help"],
         vec!["tls", "export-ca", "--help"],
+        vec!["documents", "export-identity", "--help"],
+        vec!["documents", "rotate-link-key", "--help"],
     ] {
         let out = bin().args(&args).output().expect("run");
         assert!(out.status.success(), "{args:?}");

@@ -310,3 +310,50 @@ async fn files_left_by_a_crash_are_shredded_at_start() {
     let (_, url) = link(&app, &w.fac2_token, &kept).await;
     assert_eq!(fetch(&app, &w.fac2_token, &url).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_link_survives_one_key_rotation_and_not_two() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    let doc = upload_ok(&app, &w.fac2_token, &order, sample_pdf(), "a.pdf").await;
+    let (_, url) = link(&app, &w.fac2_token, &doc).await;
+    let path = url[app.base.len()..].to_string();
+    let rotate = |app: &App| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ihms-connect"))
+            .args(["documents", "rotate-link-key", "--data-dir"])
+            .arg(&app.cfg.data_dir)
+            .env_remove("IHMS_CONFIG")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .output()
+            .expect("rotate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let mut app = app;
+    app.stop().await;
+    assert!(rotate(&app).contains("key 2"));
+    let mut app = app.restart().await;
+    let (status, _, body) = fetch(&app, &w.fac2_token, &app.url(&path)).await;
+    assert_eq!(status, StatusCode::OK, "the previous key is still accepted");
+    assert_eq!(body.expect("body"), sample_pdf());
+    let (_, fresh) = link(&app, &w.fac2_token, &doc).await;
+    assert!(fresh.contains("kid=2"), "new links use the new key");
+    app.stop().await;
+    assert!(rotate(&app).contains("key 3"));
+    let app = app.restart().await;
+    assert_eq!(
+        fetch(&app, &w.fac2_token, &app.url(&path)).await.0,
+        StatusCode::NOT_FOUND,
+        "two rotations retire a key"
+    );
+    let fresh_path = &fresh[fresh.find("/api/").expect("path")..];
+    assert_eq!(
+        fetch(&app, &w.fac2_token, &app.url(fresh_path)).await.0,
+        StatusCode::OK
+    );
+}
