@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::api_documents;
 use super::error::AppError;
-use super::extract::{ApiCaller, state};
+use super::extract::{ApiCaller, id_or_refuse, state};
 use super::submit::submit;
 use super::view::rfc3339;
 use crate::domain::account::{NewOrgInput, NewUserInput};
@@ -267,10 +267,7 @@ async fn get_order(
 ) -> poem::Result<Response> {
     let state = state(req)?;
     let scope = OrderScope::new(&state.store, &api.caller);
-    let Ok(id) = Uuid::parse_str(&id) else {
-        scope.refuse("order.view").map_err(AppError::from)?;
-        return Err(AppError::NotFound.into());
-    };
+    let id = id_or_refuse(&id, || scope.refuse("order.view"))?;
     let rec = scope.get(id).map_err(AppError::from)?;
     Ok(Json(order_out(api.caller.party(), &rec)).into_response())
 }

@@ -12,7 +12,7 @@ use super::api::json_body;
 use super::coordination::{Names, document_out, message_views};
 use super::delivery;
 use super::error::AppError;
-use super::extract::{ApiCaller, state};
+use super::extract::{ApiCaller, id_or_refuse, state};
 use super::multipart::Parts;
 use super::upload::{UploadForm, field_error, store};
 use super::view::rfc3339;
@@ -20,19 +20,10 @@ use crate::documents::links::LinkQuery;
 use crate::domain::conversation::{MessageBody, Thread};
 use crate::domain::order::FieldError;
 use crate::domain::{Caller, Party};
+use crate::store::audit::Outcome;
 use crate::store::documents::{Attach, DocumentScope};
 use crate::store::orders::OrderScope;
 use crate::store::threads::ThreadScope;
-
-/// An order id from a path; one that does not parse is refused (audited) as `action`.
-fn order_id(scope: &DocumentScope<'_>, raw: &str, action: &'static str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw).map_err(|_| {
-        match scope.record(action, None, crate::store::audit::Outcome::Refused) {
-            Ok(()) => AppError::NotFound,
-            Err(e) => e.into(),
-        }
-    })
-}
 
 fn parse_thread(raw: &str) -> Result<Thread, FieldError> {
     if raw.trim().is_empty() {
@@ -72,7 +63,9 @@ pub async fn upload(
 ) -> poem::Result<Response> {
     let state = state(req)?;
     let scope = DocumentScope::new(&state.store, &api.caller);
-    let order = order_id(&scope, &id, "document.upload")?;
+    let order = id_or_refuse(&id, || {
+        scope.record("document.upload", None, Outcome::Refused)
+    })?;
     scope.may_upload(order).map_err(AppError::from)?;
     let limit = state.cfg.upload_limit_bytes();
     let mut form = UploadForm::read(parts, &state.docs, limit).await?;
@@ -98,10 +91,7 @@ pub async fn upload(
 pub async fn list(req: &Request, api: ApiCaller, Path(id): Path<String>) -> poem::Result<Response> {
     let state = state(req)?;
     let orders = OrderScope::new(&state.store, &api.caller);
-    let Ok(id) = Uuid::parse_str(&id) else {
-        orders.refuse("order.view").map_err(AppError::from)?;
-        return Err(AppError::NotFound.into());
-    };
+    let id = id_or_refuse(&id, || orders.refuse("order.view"))?;
     let rec = orders.get(id).map_err(AppError::from)?;
     let docs = DocumentScope::new(&state.store, &api.caller)
         .list(&rec)
@@ -169,10 +159,7 @@ pub async fn post_message(
 ) -> poem::Result<Response> {
     let state = state(req)?;
     let scope = ThreadScope::new(&state.store, &api.caller);
-    let Ok(order) = Uuid::parse_str(&id) else {
-        scope.refuse("message.post").map_err(AppError::from)?;
-        return Err(AppError::NotFound.into());
-    };
+    let order = id_or_refuse(&id, || scope.refuse("message.post"))?;
     let input: PostInput = json_body(body).await?;
     let thread = parse_thread(&input.thread).map_err(|e| AppError::Invalid(vec![e]))?;
     let text = MessageBody::parse(&input.body).map_err(|m| AppError::field("body", m))?;
@@ -201,10 +188,7 @@ pub async fn messages(
     let state = state(req)?;
     let caller = &api.caller;
     let scope = ThreadScope::new(&state.store, caller);
-    let Ok(order) = Uuid::parse_str(&id) else {
-        scope.refuse("thread.view").map_err(AppError::from)?;
-        return Err(AppError::NotFound.into());
-    };
+    let order = id_or_refuse(&id, || scope.refuse("thread.view"))?;
     let mut names = Names::new(&state.store, &state.cfg.agency_name)?;
     let Some(thread) = q.thread.as_deref() else {
         let rec = OrderScope::new(&state.store, caller)

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem::{Body, Response};
-use uuid::Uuid;
 
 use super::AppState;
 use super::error::AppError;
+use super::extract::id_or_refuse;
 use crate::documents::links::LinkQuery;
 use crate::documents::open::{open_checked, plaintext};
 use crate::domain::Caller;
@@ -37,10 +37,7 @@ pub fn issue(
     prefix: &str,
 ) -> Result<(String, i64), AppError> {
     let scope = DocumentScope::new(&state.store, caller);
-    let Ok(id) = Uuid::parse_str(id) else {
-        scope.record("document.link", None, Outcome::Refused)?;
-        return Err(AppError::NotFound);
-    };
+    let id = id_or_refuse(id, || scope.record("document.link", None, Outcome::Refused))?;
     let doc = scope.open(id, "document.link")?;
     let link = state.docs.issue_link(doc.id, caller.user_id());
     Ok((
@@ -57,10 +54,9 @@ pub async fn serve(
     q: &LinkQuery,
 ) -> Result<Response, AppError> {
     let scope = DocumentScope::new(&state.store, caller);
-    let Ok(id) = Uuid::parse_str(id) else {
-        scope.record("document.download", None, Outcome::Refused)?;
-        return Err(AppError::NotFound);
-    };
+    let id = id_or_refuse(id, || {
+        scope.record("document.download", None, Outcome::Refused)
+    })?;
     if !state.docs.check_link(q, id, caller.user_id()) {
         scope.record("document.download", Some(id), Outcome::Refused)?;
         return Err(AppError::NotFound);

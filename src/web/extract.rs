@@ -47,6 +47,21 @@ pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v)
 }
 
+/// An id from a request path. One that does not even parse is refused like any
+/// other party's object: `refuse` audits it and the answer is 404.
+pub fn id_or_refuse(
+    raw: &str,
+    refuse: impl FnOnce() -> Result<(), crate::store::StoreError>,
+) -> Result<uuid::Uuid, AppError> {
+    match uuid::Uuid::parse_str(raw) {
+        Ok(id) => Ok(id),
+        Err(_) => {
+            refuse()?;
+            Err(AppError::NotFound)
+        }
+    }
+}
+
 /// A signed-in person using the web pages.
 pub struct Viewer {
     pub caller: Caller,

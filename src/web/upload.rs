@@ -13,13 +13,14 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::AppError;
-use super::extract::FormFields;
+use super::extract::{FormFields, id_or_refuse};
 use super::multipart::{self, Field, Parts};
 use crate::documents::{Documents, Sealed, Sealer, shred_file};
 use crate::domain::Caller;
 use crate::domain::document::{DocKind, FileType, SNIFF_LEN, clean_filename};
 use crate::domain::order::FieldError;
 use crate::domain::validate::check_text;
+use crate::store::audit::Outcome;
 use crate::store::documents::{Attach, DocumentRecord, DocumentScope, NewDocument};
 use crate::store::threads::Message;
 
@@ -294,14 +295,9 @@ pub async fn remove(
     reason: &str,
 ) -> Result<DocumentRecord, AppError> {
     let scope = DocumentScope::new(&state.store, caller);
-    let Ok(id) = Uuid::parse_str(id) else {
-        scope.record(
-            "document.delete",
-            None,
-            crate::store::audit::Outcome::Refused,
-        )?;
-        return Err(AppError::NotFound);
-    };
+    let id = id_or_refuse(id, || {
+        scope.record("document.delete", None, Outcome::Refused)
+    })?;
     let reason = match check_text(reason, 4_000, true) {
         Ok(r) if r.is_empty() => return Err(AppError::field("reason", "is required")),
         Ok(r) => r,

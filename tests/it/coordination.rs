@@ -202,3 +202,21 @@ pub fn header(h: &reqwest::header::HeaderMap, name: &str) -> String {
         .map(|v| v.to_str().expect("ascii header").to_string())
         .unwrap_or_default()
 }
+
+/// Runs `ihms-connect documents <command> --data-dir <the app's>` (the app must be
+/// stopped) and returns its standard output.
+pub fn documents_cli(app: &App, command: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ihms-connect"))
+        .args(["documents", command, "--data-dir"])
+        .arg(&app.cfg.data_dir)
+        .env_remove("IHMS_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}

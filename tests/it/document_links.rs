@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 
 use crate::common::{App, spawn_app, world};
 use crate::coordination::{
-    document_files, fetch, fixture_order, link, sample_pdf, set_provider_access, upload_ok,
+    document_files, documents_cli, fetch, fixture_order, link, sample_pdf, set_provider_access,
+    upload_ok,
 };
 
 fn flip_sig(url: &str, at: usize) -> String {
@@ -181,19 +182,7 @@ async fn the_reference_age_cli_decrypts_a_stored_file_to_the_same_bytes() {
     let id = upload_ok(&app, &w.fac2_token, &order, pdf.clone(), "a.pdf").await;
     app.stop().await;
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ihms-connect"))
-        .args(["documents", "export-identity", "--data-dir"])
-        .arg(&app.cfg.data_dir)
-        .env_remove("IHMS_CONFIG")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .expect("export");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let identity = String::from_utf8(out.stdout).expect("utf8");
+    let identity = documents_cli(&app, "export-identity");
     assert!(
         identity.starts_with("AGE-SECRET-KEY-1"),
         "prints the age identity"
@@ -319,21 +308,7 @@ async fn a_link_survives_one_key_rotation_and_not_two() {
     let doc = upload_ok(&app, &w.fac2_token, &order, sample_pdf(), "a.pdf").await;
     let (_, url) = link(&app, &w.fac2_token, &doc).await;
     let path = url[app.base.len()..].to_string();
-    let rotate = |app: &App| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ihms-connect"))
-            .args(["documents", "rotate-link-key", "--data-dir"])
-            .arg(&app.cfg.data_dir)
-            .env_remove("IHMS_CONFIG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .output()
-            .expect("rotate");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf8")
-    };
+    let rotate = |app: &App| documents_cli(app, "rotate-link-key");
     let mut app = app;
     app.stop().await;
     assert!(rotate(&app).contains("key 2"));

@@ -16,7 +16,7 @@ use crate::store::documents::{Attach, DocumentScope};
 use crate::store::threads::ThreadScope;
 use crate::web::delivery;
 use crate::web::error::AppError;
-use crate::web::extract::{Posted, Viewer, state};
+use crate::web::extract::{Posted, Viewer, id_or_refuse, state};
 use crate::web::multipart::PostedMultipart;
 use crate::web::upload::{self as uploads, UploadForm, field_error};
 
@@ -27,18 +27,9 @@ fn order_id(
     raw: &str,
     action: &'static str,
 ) -> Result<Uuid, AppError> {
-    match Uuid::parse_str(raw) {
-        Ok(id) => Ok(id),
-        Err(_) => {
-            let state = state(req)?;
-            DocumentScope::new(&state.store, &viewer.caller).record(
-                action,
-                None,
-                Outcome::Refused,
-            )?;
-            Err(AppError::NotFound)
-        }
-    }
+    let state = state(req)?;
+    let scope = DocumentScope::new(&state.store, &viewer.caller);
+    id_or_refuse(raw, || scope.record(action, None, Outcome::Refused))
 }
 
 #[handler]

@@ -9,7 +9,6 @@ use poem::http::StatusCode;
 use poem::web::{Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::domain::Party;
 use crate::domain::conversation::Thread;
@@ -19,7 +18,7 @@ use crate::store::orders::{OrderRecord, OrderScope};
 use crate::store::threads::ThreadScope;
 use crate::web::coordination::{DocumentView, MessageView, Names, document_view, message_views};
 use crate::web::error::AppError;
-use crate::web::extract::{Viewer, state};
+use crate::web::extract::{Viewer, id_or_refuse, state};
 use crate::web::view::{Choice, when};
 
 /// Messages shown per thread on the page.
@@ -126,10 +125,7 @@ pub async fn detail(
 pub fn visible_order(req: &Request, viewer: &Viewer, id: &str) -> Result<OrderRecord, AppError> {
     let state = state(req)?;
     let scope = OrderScope::new(&state.store, &viewer.caller);
-    let Ok(id) = Uuid::parse_str(id) else {
-        scope.refuse("order.view")?;
-        return Err(AppError::NotFound);
-    };
+    let id = id_or_refuse(id, || scope.refuse("order.view"))?;
     Ok(scope.get(id)?)
 }
 
