@@ -4,6 +4,10 @@
 //!
 //! Run with `cargo bench --bench dashboard`. Target: under 50 ms at 100,000 orders.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::user;
+
 use std::time::{Duration, Instant};
 
 use ihms_connect::config::Config;
@@ -14,7 +18,7 @@ use ihms_connect::domain::placement::{DeclineReason, Response};
 use ihms_connect::domain::validate::validate;
 use ihms_connect::domain::{Role, Status};
 use ihms_connect::store::Store;
-use ihms_connect::store::accounts::{AdminScope, User};
+use ihms_connect::store::accounts::AdminScope;
 use ihms_connect::store::audit::{Event, Outcome};
 use ihms_connect::store::orders::{OrderRecord, system_import};
 use ihms_connect::store::placement::WorkflowScope;
@@ -23,20 +27,6 @@ use ihms_connect::web::view::Base;
 use uuid::Uuid;
 
 const RUNS: usize = 50;
-
-fn user(role: Role, org: Uuid) -> User {
-    User {
-        id: Uuid::now_v7(),
-        email: String::new(),
-        name: String::new(),
-        phone: String::new(),
-        role,
-        org_id: org,
-        password_hash: String::new(),
-        disabled: false,
-        created_ms: 0,
-    }
-}
 
 fn run(count: usize) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("dir");

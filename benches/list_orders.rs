@@ -5,6 +5,10 @@
 //! Run with `cargo bench --bench list_orders`. Targets: first page under 5 ms at
 //! 100,000 orders, and within 2x of the same call at 1,000 orders.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::user;
+
 use std::time::{Duration, Instant};
 
 use ihms_connect::crypto::MasterKey;
@@ -12,7 +16,6 @@ use ihms_connect::domain::order::OrderInput;
 use ihms_connect::domain::validate::validate;
 use ihms_connect::domain::{Role, Status};
 use ihms_connect::store::Store;
-use ihms_connect::store::accounts::User;
 use ihms_connect::store::audit::{Event, Outcome};
 use ihms_connect::store::orders::{OrderRecord, OrderScope, system_import};
 use uuid::Uuid;
@@ -20,20 +23,6 @@ use uuid::Uuid;
 const FACILITIES: usize = 20;
 const PAGE: usize = 25;
 const RUNS: usize = 300;
-
-fn user(role: Role, org: Uuid) -> User {
-    User {
-        id: Uuid::now_v7(),
-        email: String::new(),
-        name: String::new(),
-        phone: String::new(),
-        role,
-        org_id: org,
-        password_hash: String::new(),
-        disabled: false,
-        created_ms: 0,
-    }
-}
 
 fn load(store: &Store, facilities: &[Uuid], templates: &[OrderRecord], count: usize) {
     let started = Instant::now();
@@ -58,7 +47,7 @@ fn load(store: &Store, facilities: &[Uuid], templates: &[OrderRecord], count: us
     );
 }
 
-fn measure(store: &Store, who: &User) -> (Duration, Duration) {
+fn measure(store: &Store, who: &ihms_connect::store::accounts::User) -> (Duration, Duration) {
     let caller = who.caller(None);
     let scope = OrderScope::new(store, &caller);
     let mut times = Vec::with_capacity(RUNS);
