@@ -513,7 +513,19 @@ impl<'s> WorkflowScope<'s> {
                 "only the awarded provider confirms the start",
             ));
         };
-        if o.rec.workflow.lines.get(line).and_then(|l| l.awarded) != Some(me) {
+        let Some(this) = o.rec.workflow.lines.get(line) else {
+            return Err(StepError::NotFound);
+        };
+        if this.awarded != Some(me) {
+            // A line the provider was offered can be named, but not started yet;
+            // any other line is none of its business.
+            if this
+                .offers
+                .iter()
+                .any(|x| x.provider == me && x.status.is_live())
+            {
+                return Err(refuse("status", "this line is not awarded to you (yet)"));
+            }
             return Err(StepError::NotFound);
         }
         if o.rec.workflow.lines[line].start_date.is_some() {

@@ -99,11 +99,12 @@ pub async fn order_step(
 pub async fn line_step(
     req: &Request,
     api: ApiCaller,
-    Path((order, line, step)): Path<(String, usize, String)>,
+    Path((order, line, step)): Path<(String, String, String)>,
     body: Body,
 ) -> poem::Result<Response> {
     let state = state(req)?;
     let order = id(&order)?;
+    let line = super::steps::line_index(&line)?;
     let b = body_of(body).await?;
     let action = match step.as_str() {
         "offers" => Action::Offer {

@@ -68,6 +68,16 @@ pub enum Action {
     },
 }
 
+/// A line index from a path: anything but a small whole number is named as `line`.
+pub fn line_index(raw: &str) -> Result<usize, AppError> {
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| *n < 100)
+        .ok_or_else(|| {
+            AppError::field("line", "must be the number of a service line of this order")
+        })
+}
+
 fn text(field: &str, value: &str) -> Result<String, AppError> {
     crate::domain::validate::check_text(value, 4000, true).map_err(|m| AppError::field(field, m))
 }

@@ -401,6 +401,16 @@ async fn a_dme_order_is_withdrawn_then_reoffered_and_delivered() {
         json!({"answer": "accepted"}),
     )
     .await;
+    // Starting a line that is offered but not yet awarded says why.
+    let (status, body) = app
+        .post_json(
+            &prov5,
+            &format!("{base}/lines/0/start"),
+            &json!({"date": "2026-12-04"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], json!("status"));
     step(
         &app,
         &w.staff_token,
@@ -999,6 +1009,18 @@ async fn an_order_completes_only_when_every_line_has_started_and_refusals_are_au
     .await;
     let (_, body) = refused(&app, &w.staff_token, &format!("{base}/complete"), json!({})).await;
     assert_eq!(body["errors"][0]["field"], json!("status"));
+    // Bad line indexes are named as `line`.
+    for bad in ["-1", "18446744073709551616", "abc"] {
+        let (status, body) = app
+            .post_json(
+                &prov1,
+                &format!("{base}/lines/{bad}/start"),
+                &json!({"date": "2026-12-04"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(body["errors"][0]["field"], json!("line"));
+    }
     // prov1 acting on prov4's line is refused, and the refusal is audited.
     let (status, _) = app
         .post_json(

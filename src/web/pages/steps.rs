@@ -91,9 +91,10 @@ pub async fn order_step(
 pub async fn line_step(
     req: &Request,
     posted: Posted,
-    Path((order, line, step)): Path<(String, usize, String)>,
+    Path((order, line, step)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
     let form = &posted.form;
+    let line = crate::web::steps::line_index(&line)?;
     let action = match step.as_str() {
         "offer" => Action::Offer {
             line,
