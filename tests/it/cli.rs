@@ -234,7 +234,7 @@ fn a_data_dir_of_an_unknown_version_is_refused() {
 
 /// Starts `serve` on an empty data dir, reads its banner up to the setup
 /// instructions (or until it exits), and returns the child.
-fn serve(data: &Path, cfg: &Path, listen: &str) -> (std::process::Child, Vec<String>) {
+fn serve(data: &Path, cfg: &Path, listen: &str) -> (Served, Vec<String>) {
     let mut child = bin()
         .args(["serve", "--listen", listen, "--config"])
         .arg(cfg)
@@ -259,7 +259,32 @@ fn serve(data: &Path, cfg: &Path, listen: &str) -> (std::process::Child, Vec<Str
             break;
         }
     }
-    (child, lines)
+    (Served(child), lines)
+}
+
+/// A running `serve` child that is killed if a test fails before stopping it.
+struct Served(std::process::Child);
+
+impl std::ops::Deref for Served {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 #[test]
