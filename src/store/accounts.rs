@@ -262,6 +262,20 @@ impl<'s> AdminScope<'s> {
         caller.is_admin().then_some(Self { store, caller })
     }
 
+    /// The admin's powers, or `NotFound` for anyone else, with the refusal audited.
+    pub fn require(store: &'s Store, caller: &'s Caller) -> Result<Self> {
+        match Self::new(store, caller) {
+            Some(scope) => Ok(scope),
+            None => {
+                audit::record(
+                    store,
+                    Event::by(caller, "admin.access", None, Outcome::Refused),
+                )?;
+                Err(StoreError::NotFound)
+            }
+        }
+    }
+
     pub fn users(&self) -> Result<Vec<User>> {
         let tx = self.store.read()?;
         Ok(tx

@@ -85,19 +85,7 @@ pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, AppE
 
 /// The admin's powers, or a 404 (audited as a refusal) for anyone else.
 fn admin<'a>(state: &'a super::AppState, api: &'a ApiCaller) -> Result<AdminScope<'a>, AppError> {
-    match AdminScope::new(&state.store, &api.caller) {
-        Some(scope) => Ok(scope),
-        None => {
-            let event = crate::store::audit::Event::by(
-                &api.caller,
-                "admin.access",
-                None,
-                crate::store::audit::Outcome::Refused,
-            );
-            crate::store::audit::record(&state.store, event)?;
-            Err(AppError::NotFound)
-        }
-    }
+    Ok(AdminScope::require(&state.store, &api.caller)?)
 }
 
 fn created(body: serde_json::Value) -> Response {

@@ -16,7 +16,7 @@ use super::error::AppError;
 use super::view::{Base, UserView};
 use crate::crypto;
 use crate::domain::Caller;
-use crate::store::accounts::{self, User};
+use crate::store::accounts::{self, AdminScope, User};
 use crate::store::audit::{self, Event, Outcome};
 use crate::store::sessions::{self, Session};
 
@@ -127,16 +127,9 @@ pub struct AdminCap(pub Viewer);
 impl<'a> FromRequest<'a> for AdminCap {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let viewer = Viewer::from_request(req, body).await?;
-        if viewer.caller.is_admin() {
-            return Ok(AdminCap(viewer));
-        }
         let state = state(req)?;
-        audit::record(
-            &state.store,
-            Event::by(&viewer.caller, "admin.access", None, Outcome::Refused),
-        )
-        .map_err(AppError::from)?;
-        Err(AppError::NotFound.into())
+        AdminScope::require(&state.store, &viewer.caller).map_err(AppError::from)?;
+        Ok(AdminCap(viewer))
     }
 }
 

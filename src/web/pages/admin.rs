@@ -23,16 +23,7 @@ use crate::web::view::{Choice, when};
 
 /// The admin's powers, or a 404 (audited as a refusal) for anyone else.
 fn scope<'a>(state: &'a AppState, viewer: &'a Viewer) -> Result<AdminScope<'a>, AppError> {
-    match AdminScope::new(&state.store, &viewer.caller) {
-        Some(scope) => Ok(scope),
-        None => {
-            audit::record(
-                &state.store,
-                audit::Event::by(&viewer.caller, "admin.access", None, Outcome::Refused),
-            )?;
-            Err(AppError::NotFound)
-        }
-    }
+    Ok(AdminScope::require(&state.store, &viewer.caller)?)
 }
 
 /// Turns a store conflict on a form into a field error.
