@@ -26,9 +26,6 @@ use crate::web::view::{Choice, when};
 pub struct ListQuery {
     status: Option<String>,
     after: Option<String>,
-    /// Unused: searches are posted (kept so old links do not fail).
-    #[allow(dead_code)]
-    q: Option<String>,
 }
 
 impl ListQuery {
@@ -101,7 +98,6 @@ pub async fn search(req: &Request, posted: Posted) -> poem::Result<Response> {
     let q = ListQuery {
         status: None,
         after: None,
-        q: None,
     };
     let text = posted.form.get("q").to_string();
     render_list(req, &posted.viewer, &q, Some(text))
