@@ -56,6 +56,30 @@ pub(crate) fn revoke_all(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Removes every session of `user` except the one whose hash is `keep` (inside the
+/// caller's transaction); returns how many ended. Tokens are left alone.
+#[allow(dead_code)] // callers: the sessions page, password and second-factor changes
+pub(crate) fn end_other_sessions(
+    tx: &WriteTx<'_>,
+    user: Uuid,
+    keep: Option<&[u8; 32]>,
+) -> Result<usize> {
+    let (lo, hi) = (
+        cat(user.as_bytes(), &[0u8; 32]),
+        cat(user.as_bytes(), &[0xffu8; 33]),
+    );
+    let mut ended = 0;
+    for key in tx.keys_desc(USER_SESSIONS_IDX, &lo, &hi, usize::MAX)? {
+        if keep.is_some_and(|k| key[16..] == k[..]) {
+            continue;
+        }
+        tx.remove(SESSIONS, &key[16..])?;
+        tx.remove(USER_SESSIONS_IDX, &key)?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
 // ---------------------------------------------------------------------------
 // Sessions.
 
