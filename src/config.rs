@@ -57,6 +57,20 @@ pub struct Config {
     pub document_link_minutes: u64,
     pub retention_years: u32,
     pub technical_retention_days: u32,
+    /// Where scheduled backups are written; none configured means no scheduled
+    /// backups (the `backup export` command works either way).
+    pub backup_dir: Option<PathBuf>,
+    /// age public keys (`age1…`) backups are encrypted to.
+    pub backup_recipients: Vec<String>,
+    /// A file holding a passphrase to encrypt backups with instead of recipients.
+    pub backup_passphrase_file: Option<PathBuf>,
+    pub backup_interval_hours: u64,
+    /// How many scheduled backups to keep in `backup_dir`.
+    pub backup_keep: usize,
+    /// Where signed audit checkpoints are saved (default `<data_dir>/checkpoints`;
+    /// better on another disk or host).
+    pub checkpoint_dir: Option<PathBuf>,
+    pub checkpoint_interval_hours: u64,
 }
 
 impl Default for Config {
@@ -91,6 +105,13 @@ impl Default for Config {
             document_link_minutes: 5,
             retention_years: 7,
             technical_retention_days: 30,
+            backup_dir: None,
+            backup_recipients: Vec::new(),
+            backup_passphrase_file: None,
+            backup_interval_hours: 24,
+            backup_keep: 7,
+            checkpoint_dir: None,
+            checkpoint_interval_hours: 24,
         }
     }
 }
@@ -195,6 +216,48 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "document_link_minutes",
                 "must be between 1 and 1440".into(),
+            ));
+        }
+        if self.backup_interval_hours == 0 || self.checkpoint_interval_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "backup_interval_hours",
+                "backup and checkpoint intervals must be at least 1 hour".into(),
+            ));
+        }
+        if self.backup_keep == 0 {
+            return Err(ConfigError::Invalid(
+                "backup_keep",
+                "must keep at least 1 backup".into(),
+            ));
+        }
+        if !self.backup_recipients.is_empty() && self.backup_passphrase_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "backup_recipients",
+                "set backup_recipients or backup_passphrase_file, not both".into(),
+            ));
+        }
+        if let Err(e) = crate::backup::parse_recipients(&self.backup_recipients) {
+            return Err(ConfigError::Invalid("backup_recipients", e.to_string()));
+        }
+        if self.backup_dir.is_some()
+            && self.backup_recipients.is_empty()
+            && self.backup_passphrase_file.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "backup_dir",
+                "scheduled backups need backup_recipients or backup_passphrase_file".into(),
+            ));
+        }
+        if self.retention_years < 6 {
+            return Err(ConfigError::Invalid(
+                "retention_years",
+                "orders are kept at least 6 years".into(),
+            ));
+        }
+        if self.technical_retention_days == 0 {
+            return Err(ConfigError::Invalid(
+                "technical_retention_days",
+                "must be at least 1 day".into(),
             ));
         }
         if self.password_hash_concurrency == 0 {

@@ -124,6 +124,7 @@ pub struct Keys {
     blind: Zeroizing<[u8; 32]>,
     csrf: Zeroizing<[u8; 32]>,
     audit: Zeroizing<[u8; 32]>,
+    checkpoint: Zeroizing<[u8; 32]>,
 }
 
 impl Keys {
@@ -140,6 +141,7 @@ impl Keys {
             blind: expand(b"blind-index"),
             csrf: expand(b"csrf"),
             audit: expand(b"audit"),
+            checkpoint: expand(b"audit-checkpoint-signing"),
         }
     }
 
@@ -164,6 +166,11 @@ impl Keys {
     /// A MAC for anonymous form tokens (double-submit CSRF on sign-in and setup).
     pub fn csrf_mac(&self, value: &[u8]) -> [u8; 32] {
         hmac_sha256(self.csrf.as_ref(), &[value])
+    }
+
+    /// The seed of this data directory's Ed25519 key that signs audit checkpoints.
+    pub fn checkpoint_seed(&self) -> &[u8; 32] {
+        &self.checkpoint
     }
 
     /// Keyed hash for the audit chain, so a forger without the key cannot rebuild it.

@@ -10,12 +10,14 @@
 )]
 
 pub mod auth;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod documents;
 pub mod domain;
 pub mod ops;
+pub mod retention;
 pub mod store;
 pub mod tls;
 pub mod web;

@@ -1,5 +1,6 @@
 //! The `ihms-connect` command line: `serve`, `init`, `token create`, `audit verify`,
-//! `tls export-ca`, `documents export-identity` and `documents rotate-link-key`.
+//! `tls export-ca`, `documents export-identity`, `documents rotate-link-key`,
+//! `audit checkpoint` and `backup export|verify|restore|keygen`.
 //! Every failure is one line on stderr and a non-zero exit.
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -83,6 +84,68 @@ enum Command {
         #[command(subcommand)]
         command: DocumentsCommand,
     },
+    /// Encrypted backups: export (also while the service runs), verify, restore
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Unlock {
+    /// An age identity file (AGE-SECRET-KEY-1...) that opens the backup
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// A file holding the passphrase the backup was encrypted with
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// No progress output
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Write an encrypted backup of the store, documents and configuration (works while the service runs)
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// The backup file to write (must not exist)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// An age public key (age1...) to encrypt to; repeat for several [default: backup_recipients from the configuration]
+        #[arg(long, value_name = "AGE_PUBLIC_KEY")]
+        recipient: Vec<String>,
+        /// Encrypt with the passphrase in this file instead
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// No progress output
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check a backup file completely without restoring it
+    Verify {
+        /// The backup file
+        file: PathBuf,
+        #[command(flatten)]
+        unlock: Unlock,
+    },
+    /// Restore a backup into an empty data directory and verify the result
+    Restore {
+        /// The backup file
+        file: PathBuf,
+        /// The empty (or new) data directory to restore into
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        unlock: Unlock,
+    },
+    /// Make a new age key pair for backups: writes the identity file, prints the public key
+    Keygen {
+        /// Where to write the identity (must not exist); keep it off this machine
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +199,14 @@ enum AuditCommand {
     },
     /// Check the hash chain; exit 0 with a summary, or non-zero naming the first bad entry
     Verify {
+        #[command(flatten)]
+        common: Common,
+        /// Also prove the log extends this saved checkpoint (detects removed newest entries and rollbacks)
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Record a signed checkpoint of the chain head now and print it (works while the service runs)
+    Checkpoint {
         #[command(flatten)]
         common: Common,
     },
@@ -273,12 +344,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify { common },
+            command: AuditCommand::Verify { common, checkpoint },
         } => {
             let cfg = config(&common, None)?;
-            println!("{}", ops::verify_audit(&cfg)?);
+            match checkpoint {
+                Some(file) => println!("{}", ops::verify_audit_checkpoint(&cfg, &file)?),
+                None => println!("{}", ops::verify_audit(&cfg)?),
+            }
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Checkpoint { common },
+        } => {
+            let cfg = config(&common, None)?;
+            println!("{}", ops::audit_checkpoint(&cfg)?);
+            Ok(())
+        }
+        Command::Backup { command } => backup(command),
         Command::Config {
             command: ConfigCommand::Check { config: file },
         } => {
@@ -321,6 +403,52 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn backup(command: BackupCommand) -> Result<()> {
+    match command {
+        BackupCommand::Export {
+            common,
+            out,
+            recipient,
+            passphrase_file,
+            quiet,
+        } => {
+            let cfg = config(&common, None)?;
+            let summary =
+                ops::backup_export(&cfg, &out, &recipient, passphrase_file.as_deref(), quiet)?;
+            println!("{summary}");
+        }
+        BackupCommand::Verify { file, unlock } => {
+            println!(
+                "{}",
+                ops::backup_verify(
+                    &file,
+                    unlock.identity.as_deref(),
+                    unlock.passphrase_file.as_deref(),
+                    unlock.quiet
+                )?
+            );
+        }
+        BackupCommand::Restore {
+            file,
+            data_dir,
+            unlock,
+        } => {
+            println!(
+                "{}",
+                ops::backup_restore(
+                    &file,
+                    &data_dir,
+                    unlock.identity.as_deref(),
+                    unlock.passphrase_file.as_deref(),
+                    unlock.quiet
+                )?
+            );
+        }
+        BackupCommand::Keygen { out } => println!("{}", ops::backup_keygen(&out)?),
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

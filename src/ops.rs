@@ -11,12 +11,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::backup;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
 use crate::documents;
 use crate::domain::account::{NewUserInput, check_password};
 use crate::store::audit::{self, Event, Outcome, Verdict};
+use crate::store::backups::{self, LastBackup};
+use crate::store::checkpoint;
 use crate::store::{Store, accounts, sessions};
 use crate::tls::{self, TlsMaterial};
 use crate::web::{self, AppState};
@@ -210,7 +213,19 @@ pub async fn start_with_clock(
         &state.store,
         Event::anonymous("service.start", None, Outcome::Ok),
     )?;
-    let task = tokio::spawn(web::serve(state.clone(), acceptor, shutdown));
+    let control =
+        backup::control::listen(state.clone()).context("cannot open the control socket")?;
+    let timers = backup::schedule::spawn(state.clone(), std::time::Duration::from_secs(60));
+    let served = web::serve(state.clone(), acceptor, shutdown);
+    let socket = backup::control::socket_path(&state.cfg.data_dir);
+    // The control socket and the timers live exactly as long as the server.
+    let task = tokio::spawn(async move {
+        let result = served.await;
+        control.abort();
+        timers.abort();
+        let _ = std::fs::remove_file(&socket);
+        result
+    });
     Ok(Running {
         addr,
         state,
@@ -244,4 +259,183 @@ fn reload_on_hangup(cfg: Config) -> impl futures_util::Stream<Item = TlsMaterial
             }
         }
     })
+}
+
+// ---------------------------------------------------------------------------
+// Backups and checkpoints.
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn describe(m: &backup::Manifest) -> String {
+    format!(
+        "{} store records, {} documents ({}), {} audit entries",
+        m.records(),
+        m.documents,
+        megabytes(m.document_bytes),
+        m.audit_entries
+    )
+}
+
+/// `backup export`: through the running service's control socket when it runs,
+/// else straight from the store. Returns the summary line.
+pub fn backup_export(
+    cfg: &Config,
+    out: &Path,
+    recipients: &[String],
+    passphrase_file: Option<&Path>,
+    quiet: bool,
+) -> Result<String> {
+    let protect = backup::Protect::choose(recipients, passphrase_file, cfg)?;
+    if !cfg.data_dir.is_dir() {
+        bail!("data directory {} does not exist", cfg.data_dir.display());
+    }
+    let manifest = match backup::control::connect(&cfg.data_dir)? {
+        Some(stream) => {
+            let mut remote = backup::control::request_backup(&stream)?;
+            let progress = backup::progress::Reporter::new("backup", remote.estimate, quiet);
+            let mut output = backup::Output::create(out)?;
+            output.encrypt_from(&protect, &mut remote, &|n| progress.update(n))?;
+            let manifest = remote.finish()?;
+            output.finish()?;
+            progress.finish();
+            manifest
+        }
+        None => {
+            let store = open_store(cfg)?;
+            let extras = backup::extras(cfg)?;
+            let progress =
+                backup::progress::Reporter::new("backup", backup::archive::estimate(&store), quiet);
+            let manifest =
+                backup::export_store(&store, &extras, out, &protect, &|n| progress.update(n))?;
+            progress.finish();
+            backup::write_checkpoint_to(
+                &backup::checkpoint_dir(&store, cfg),
+                &manifest.checkpoint,
+            )?;
+            backups::record(
+                &store,
+                &LastBackup {
+                    at_ms: manifest.created_ms,
+                    audit_entries: manifest.audit_entries,
+                    how: "command".into(),
+                },
+                Event::anonymous("backup.export", Some("cli".into()), Outcome::Ok)
+                    .object(manifest.records()),
+            )?;
+            manifest
+        }
+    };
+    Ok(format!(
+        "backup written to {}: {}",
+        out.display(),
+        describe(&manifest)
+    ))
+}
+
+/// `backup verify`: the summary line of an intact backup.
+pub fn backup_verify(
+    file: &Path,
+    identity: Option<&Path>,
+    passphrase_file: Option<&Path>,
+    quiet: bool,
+) -> Result<String> {
+    let unlock = backup::Unlock::choose(identity, passphrase_file)?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let progress = backup::progress::Reporter::new("verify", size, quiet);
+    let manifest = backup::restore::verify(file, &unlock, &|n| progress.update(n))?;
+    progress.finish();
+    Ok(format!(
+        "backup {} is intact (format {}, IHMS Connect {}): {}",
+        file.display(),
+        manifest.format,
+        manifest.app_version,
+        describe(&manifest)
+    ))
+}
+
+/// `backup restore`: restores into an empty directory; the summary line.
+pub fn backup_restore(
+    file: &Path,
+    dir: &Path,
+    identity: Option<&Path>,
+    passphrase_file: Option<&Path>,
+    quiet: bool,
+) -> Result<String> {
+    let unlock = backup::Unlock::choose(identity, passphrase_file)?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let progress = backup::progress::Reporter::new("restore", size, quiet);
+    let restored = backup::restore::restore(file, &unlock, dir, &|n| progress.update(n))?;
+    progress.finish();
+    Ok(format!(
+        "restored {} into {}: {}; audit chain intact ({} entries with this restore)\nthe master key is {}/master.key and the configuration in force at the backup is {}/{}",
+        file.display(),
+        dir.display(),
+        describe(&restored.manifest),
+        restored.audit_entries,
+        dir.display(),
+        dir.display(),
+        backup::restore::CONFIG_COPY,
+    ))
+}
+
+/// `audit checkpoint`: a signed checkpoint saved in the checkpoint directory
+/// (through the running service when it runs). Returns where and what.
+pub fn audit_checkpoint(cfg: &Config) -> Result<String> {
+    if !cfg.data_dir.is_dir() {
+        bail!("data directory {} does not exist", cfg.data_dir.display());
+    }
+    let cp = match backup::control::connect(&cfg.data_dir)? {
+        Some(stream) => backup::control::request_checkpoint(&stream)?,
+        None => {
+            let store = open_store(cfg)?;
+            let cp = {
+                let tx = store.read()?;
+                checkpoint::make(&store, &tx)?
+            };
+            backup::write_checkpoint_to(&backup::checkpoint_dir(&store, cfg), &cp)?;
+            audit::record(
+                &store,
+                Event::anonymous("audit.checkpoint", Some("cli".into()), Outcome::Ok)
+                    .object(cp.entries),
+            )?;
+            cp
+        }
+    };
+    Ok(serde_json::to_string_pretty(&cp)?)
+}
+
+/// `audit verify --checkpoint FILE`: proves the log extends the saved checkpoint.
+pub fn verify_audit_checkpoint(cfg: &Config, file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read checkpoint {}", file.display()))?;
+    let cp = checkpoint::parse(&text)
+        .map_err(|_| anyhow!("{} is not a checkpoint file", file.display()))?;
+    let store = open_store(cfg)?;
+    match checkpoint::check(&store, &cp)? {
+        checkpoint::CheckpointVerdict::Extends { checkpoint, now } => Ok(format!(
+            "audit chain intact and extends the checkpoint: {checkpoint} entries at the checkpoint, {now} now"
+        )),
+        checkpoint::CheckpointVerdict::Refused(why) => bail!("checkpoint check failed: {why}"),
+    }
+}
+
+/// `backup keygen`: writes a new age identity (0600) and returns its public key.
+pub fn backup_keygen(out: &Path) -> Result<String> {
+    use age::secrecy::ExposeSecret;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let identity = age::x25519::Identity::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let public = identity.to_public().to_string();
+    writeln!(file, "# public key: {public}")?;
+    writeln!(file, "{}", identity.to_string().expose_secret())?;
+    file.sync_all()?;
+    Ok(public)
 }

@@ -61,6 +61,41 @@ pub struct Documents {
     links: LinkKeys,
     clock: Arc<dyn Clock>,
     link_ttl_ms: i64,
+    holds: std::sync::Mutex<Holds>,
+}
+
+/// Backups in progress and the shredding they put off.
+#[derive(Default)]
+struct Holds {
+    count: usize,
+    deferred: Vec<Uuid>,
+}
+
+/// While one lives, removed documents' files are not shredded (a backup is reading
+/// the files of its snapshot); the last one to go shreds what was put off.
+pub struct FileHold<'d> {
+    docs: &'d Documents,
+}
+
+impl Drop for FileHold<'_> {
+    fn drop(&mut self) {
+        let deferred = match self.docs.holds.lock() {
+            Ok(mut h) => {
+                h.count = h.count.saturating_sub(1);
+                if h.count == 0 {
+                    std::mem::take(&mut h.deferred)
+                } else {
+                    Vec::new()
+                }
+            }
+            Err(_) => Vec::new(),
+        };
+        for id in deferred {
+            if let Err(e) = shred_file(&self.docs.path_of(id)) {
+                tracing::error!(error = %e, "a removed document's file could not be shredded; it is retried at the next start");
+            }
+        }
+    }
 }
 
 fn load_identity(store: &Store) -> Result<age::x25519::Identity, DocError> {
@@ -98,6 +133,7 @@ impl Documents {
             links: load_links(store)?,
             clock,
             link_ttl_ms: i64::try_from(link_minutes.saturating_mul(60_000)).unwrap_or(i64::MAX),
+            holds: std::sync::Mutex::new(Holds::default()),
         })
     }
 
@@ -147,9 +183,25 @@ impl Documents {
             .verify(q, doc, user, PURPOSE_DOWNLOAD, self.clock.now_ms())
     }
 
-    /// Shreds a document's file (blocking). A file already gone is not an error.
+    /// Shreds a document's file (blocking), or puts it off while a backup holds the
+    /// files. A file already gone is not an error.
     pub fn shred(&self, id: Uuid) -> io::Result<()> {
+        if let Ok(mut h) = self.holds.lock() {
+            if h.count > 0 {
+                h.deferred.push(id);
+                return Ok(());
+            }
+        }
         shred_file(&self.path_of(id))
+    }
+
+    /// Keeps document files from being shredded until the hold is dropped. Take it
+    /// before the snapshot's read transaction begins.
+    pub fn hold_files(&self) -> FileHold<'_> {
+        if let Ok(mut h) = self.holds.lock() {
+            h.count += 1;
+        }
+        FileHold { docs: self }
     }
 
     /// Shreds every file in the documents directory that is not the file of a live

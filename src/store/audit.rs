@@ -103,7 +103,7 @@ pub struct Entry {
     pub hash: String,
 }
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn chain_hash(tx_keys: &crate::crypto::Keys, e: &Entry) -> String {
     // Hash everything but `hash` itself, in a fixed JSON encoding.
@@ -155,6 +155,11 @@ pub struct Head {
 }
 
 const HEAD_KEY: &[u8] = b"audit_head";
+
+/// The sealed chain head as seen by `tx` (None before the first entry).
+pub fn head(tx: &ReadTx<'_>) -> Result<Option<Head>> {
+    tx.get(META, HEAD_KEY)
+}
 
 /// Records an event in a transaction of its own (sign-in failures, refusals).
 pub fn record(store: &Store, event: Event) -> Result<u64> {

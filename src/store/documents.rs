@@ -16,7 +16,7 @@ use super::audit::{self, Event, Outcome};
 use super::orders::{OrderRecord, shared_visible_to};
 use super::threads::{Message, insert_message, open_thread};
 use super::{
-    DOCUMENTS, MESSAGES, ORDER_DOCS_IDX, ORDERS, Result, Store, StoreError, WriteTx, now_ms,
+    DOCUMENTS, MESSAGES, ORDER_DOCS_IDX, ORDERS, ReadTx, Result, Store, StoreError, WriteTx, now_ms,
 };
 use crate::domain::conversation::{MessageBody, THREAD_KEY_LEN, Thread};
 use crate::domain::document::{DocKind, FileType};
@@ -266,6 +266,21 @@ impl<'s> DocumentScope<'s> {
 
 /// Whether `id` names a live document record (for start-up cleaning of files a crash
 /// left behind). Named `system_` because it answers for every party.
+/// The ids of every live (not removed) document as of `tx`, for backups.
+pub fn system_live_ids(tx: &ReadTx<'_>) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
+    tx.raw_scan(DOCUMENTS, |key, sealed| {
+        let rec: DocumentRecord = tx.open_raw(DOCUMENTS, key, sealed)?;
+        if rec.removed.is_none() {
+            if let Ok(id) = Uuid::from_slice(key) {
+                ids.push(id);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(ids)
+}
+
 pub fn system_is_live(store: &Store, id: Uuid) -> Result<bool> {
     let tx = store.read()?;
     Ok(tx

@@ -10,6 +10,8 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backups;
+pub mod checkpoint;
 pub mod documents;
 pub mod orders;
 pub mod placement;
@@ -251,6 +253,47 @@ impl Store {
                     t.remove(key)?;
                 }
             }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Loads raw sealed records into a new store file (a restore). The values are
+/// written exactly as they were read from another store with `system_scan_all`, so
+/// they stay sealed under that store's data key; open the result with `Store::open`
+/// and that store's master key.
+pub struct RawLoader {
+    db: Database,
+}
+
+impl RawLoader {
+    /// Creates the store file in `dir`, which must not hold one yet.
+    pub fn create(dir: &Path) -> Result<Self> {
+        if Store::exists(dir) {
+            return Err(StoreError::AlreadyInitialised(dir.display().to_string()));
+        }
+        Ok(Self {
+            db: Database::create(dir.join(STORE_FILE))?,
+        })
+    }
+
+    /// Writes one batch of (table, key, value) records in one commit. Table names
+    /// are checked (lowercase letters, digits and `_`).
+    pub fn load(&self, records: &[(String, Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        for (table, key, value) in records {
+            if table.is_empty()
+                || table.len() > 64
+                || !table
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(corrupt("backup", "a table name is not valid"));
+            }
+            let def: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(table);
+            let mut t = tx.open_table(def)?;
+            t.insert(key.as_slice(), value.as_slice())?;
         }
         tx.commit()?;
         Ok(())

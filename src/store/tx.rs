@@ -245,6 +245,31 @@ impl<'s> ReadTx<'s> {
         })
     }
 
+    /// Every raw (table name, key, sealed value) of every table in the file, table by
+    /// table in name order, from this one transaction: the consistent snapshot a
+    /// backup is made of. Tables are found in the file, not in a list, so a table
+    /// added later is never left out.
+    pub fn system_scan_all(
+        &self,
+        mut f: impl FnMut(&str, &[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut names: Vec<String> = self
+            .tx
+            .list_tables()?
+            .map(|h| h.name().to_string())
+            .collect();
+        names.sort();
+        for name in names {
+            let def: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new(&name);
+            let table = self.tx.open_table(def)?;
+            for item in table.iter()? {
+                let (k, v) = item?;
+                f(&name, k.value(), v.value())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Opens one raw value read by `raw_scan`.
     pub fn open_raw<T: DeserializeOwned>(&self, def: Def, key: &[u8], sealed: &[u8]) -> Result<T> {
         open_value(self.keys, def, key, sealed)

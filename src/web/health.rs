@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::AppError;
 use super::extract::state;
 use crate::domain::Party;
-use crate::store::stats;
+use crate::store::{backups, now_ms, stats};
 
 /// Request counters kept in memory since start.
 #[derive(Default)]
@@ -70,6 +70,24 @@ pub fn healthz(req: &Request) -> poem::Result<Response> {
     if cert_days.is_some_and(|d| d < 30) {
         warnings.push("the certificate expires within 30 days");
     }
+    let last_backup = state
+        .store
+        .read()
+        .ok()
+        .and_then(|tx| backups::last(&tx).ok().flatten());
+    if state.jobs.failure().is_some() {
+        warnings.push("the last scheduled backup failed");
+    }
+    if state.cfg.backup_dir.is_some() {
+        let interval = i64::try_from(state.cfg.backup_interval_hours.saturating_mul(3_600_000))
+            .unwrap_or(i64::MAX);
+        let stale = last_backup
+            .as_ref()
+            .is_none_or(|b| now_ms() - b.at_ms > interval.saturating_mul(2));
+        if stale {
+            warnings.push("no recent backup");
+        }
+    }
     let status = if !store_ok {
         "error"
     } else if warnings.is_empty() {
@@ -83,7 +101,10 @@ pub fn healthz(req: &Request) -> poem::Result<Response> {
         "store": if store_ok { "ok" } else { "unavailable" },
         "disk_free_bytes": free,
         "certificate_days_left": cert_days,
-        "last_backup": null,
+        "last_backup": last_backup.as_ref().map(|b| json!({
+            "at": crate::web::view::rfc3339(b.at_ms),
+            "how": b.how,
+        })),
         "warnings": warnings,
     });
     let code = if store_ok {
@@ -143,7 +164,10 @@ pub fn metrics(req: &Request) -> poem::Result<Response> {
             status.as_str()
         ));
     }
-    out.push_str("# HELP ihms_backup_age_seconds Age of the newest backup (-1: none yet).\n# TYPE ihms_backup_age_seconds gauge\nihms_backup_age_seconds -1\n");
+    let age = backups::last(&tx)
+        .map_err(AppError::from)?
+        .map_or(-1, |b| (now_ms() - b.at_ms).max(0) / 1000);
+    out.push_str(&format!("# HELP ihms_backup_age_seconds Age of the newest backup (-1: none yet).\n# TYPE ihms_backup_age_seconds gauge\nihms_backup_age_seconds {age}\n"));
     Ok(Response::builder()
         .content_type("text/plain; version=0.0.4")
         .body(out))

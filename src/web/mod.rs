@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: health::Metrics,
     /// Days until the served certificate expires (set at start).
     pub cert_days_left: Option<i64>,
+    /// State of the timed jobs (scheduled backups).
+    pub jobs: crate::backup::schedule::Jobs,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             setup_code: Mutex::new(None),
             metrics: health::Metrics::default(),
             cert_days_left: None,
+            jobs: Default::default(),
         })
     }
 

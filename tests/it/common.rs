@@ -80,7 +80,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> App {
     start(cfg, dir, admin_token).await
 }
 
-async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
+/// Starts a server on an existing data directory (`cfg.data_dir`, inside `dir`).
+pub async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
     let (tx, rx) = oneshot::channel::<()>();
     let clock = Arc::new(OffsetClock::default());
     let running = ops::start_with_clock(cfg.clone(), clock.clone(), async {

@@ -3,6 +3,7 @@
 //! built binary. One test binary keeps link time down.
 
 mod audit_chain;
+mod backup;
 mod cli;
 mod common;
 mod conversations;

@@ -1,0 +1,386 @@
+//! Backups: one age-encrypted file holding a consistent snapshot of the store, every
+//! document, the configuration and a manifest (see `archive` for the layout).
+//!
+//! Guarantees: a backup file appears under its final name only once it is complete
+//! and fsynced (it is written to a `.partial` file first and removed on any failure),
+//! and an existing file is never overwritten; it is encrypted with the reference age
+//! format to age X25519 recipients or to a passphrase (scrypt), so the `age` command
+//! line decrypts it; reading one checks the age authentication of every chunk, the
+//! layout and every checksum, and a wrong key, a truncated or altered file and an
+//! unknown format version are each refused with their own message. A restore writes
+//! only into an empty directory and leaves it empty again when anything fails.
+
+pub mod archive;
+pub mod control;
+pub mod progress;
+pub mod restore;
+pub mod schedule;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use age::secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+pub use archive::Manifest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("the backup cannot be written: {0}")]
+    Source(String),
+    #[error("the backup file is damaged or was altered: {0}")]
+    Damaged(String),
+    #[error("the backup is truncated or was altered (decryption failed: {0})")]
+    Decrypt(String),
+    #[error("{0}")]
+    WrongKey(String),
+    #[error(
+        "the backup has format version {0} (written by IHMS Connect {1}); this build reads version {FORMAT}",
+        FORMAT = archive::FORMAT
+    )]
+    UnknownFormat(u32, String),
+    #[error("the restored data failed its checks: {0}")]
+    Restored(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// How a new backup is encrypted.
+pub enum Protect {
+    Recipients(Vec<age::x25519::Recipient>),
+    Passphrase(SecretString),
+}
+
+impl Protect {
+    /// From the command line, falling back to the configuration: recipients given
+    /// as age public keys (`age1…`), or one passphrase file.
+    pub fn choose(
+        recipients: &[String],
+        passphrase_file: Option<&Path>,
+        cfg: &Config,
+    ) -> Result<Self, BackupError> {
+        let (recipients, passphrase_file) = if recipients.is_empty() && passphrase_file.is_none() {
+            (
+                cfg.backup_recipients.as_slice(),
+                cfg.backup_passphrase_file.as_deref(),
+            )
+        } else {
+            (recipients, passphrase_file)
+        };
+        match (recipients.is_empty(), passphrase_file) {
+            (false, Some(_)) => Err(BackupError::Usage(
+                "give either --recipient or --passphrase-file, not both".into(),
+            )),
+            (false, None) => Ok(Protect::Recipients(parse_recipients(recipients)?)),
+            (true, Some(file)) => Ok(Protect::Passphrase(read_passphrase(file)?)),
+            (true, None) => Err(BackupError::Usage(
+                "no backup key: give --recipient AGE_PUBLIC_KEY or --passphrase-file FILE, or set backup_recipients in the configuration".into(),
+            )),
+        }
+    }
+
+    fn encryptor(&self) -> Result<age::Encryptor, BackupError> {
+        match self {
+            Protect::Recipients(list) => {
+                age::Encryptor::with_recipients(list.iter().map(|r| r as &dyn age::Recipient))
+                    .map_err(|e| {
+                        BackupError::Usage(format!("cannot encrypt to these recipients: {e}"))
+                    })
+            }
+            Protect::Passphrase(p) => Ok(age::Encryptor::with_user_passphrase(p.clone())),
+        }
+    }
+}
+
+pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>, BackupError> {
+    list.iter()
+        .map(|r| {
+            r.trim().parse::<age::x25519::Recipient>().map_err(|_| {
+                BackupError::Usage(format!(
+                    "{:?} is not an age public key (age1…)",
+                    r.chars().take(80).collect::<String>()
+                ))
+            })
+        })
+        .collect()
+}
+
+fn read_passphrase(file: &Path) -> Result<SecretString, BackupError> {
+    let text = Zeroizing::new(fs::read_to_string(file).map_err(|e| {
+        BackupError::Usage(format!(
+            "cannot read passphrase file {}: {e}",
+            file.display()
+        ))
+    })?);
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() < 12 {
+        return Err(BackupError::Usage(format!(
+            "the passphrase in {} must be at least 12 characters",
+            file.display()
+        )));
+    }
+    Ok(SecretString::from(line.to_string()))
+}
+
+/// How an existing backup is opened.
+pub enum Unlock {
+    Identities(Vec<age::x25519::Identity>),
+    Passphrase(SecretString),
+}
+
+impl Unlock {
+    pub fn choose(
+        identity: Option<&Path>,
+        passphrase_file: Option<&Path>,
+    ) -> Result<Self, BackupError> {
+        match (identity, passphrase_file) {
+            (Some(_), Some(_)) => Err(BackupError::Usage(
+                "give either --identity or --passphrase-file, not both".into(),
+            )),
+            (Some(file), None) => {
+                let text = Zeroizing::new(fs::read_to_string(file).map_err(|e| {
+                    BackupError::Usage(format!("cannot read identity file {}: {e}", file.display()))
+                })?);
+                let ids: Vec<age::x25519::Identity> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .filter_map(|l| l.parse().ok())
+                    .collect();
+                if ids.is_empty() {
+                    return Err(BackupError::Usage(format!(
+                        "{} holds no age identity (AGE-SECRET-KEY-1…)",
+                        file.display()
+                    )));
+                }
+                Ok(Unlock::Identities(ids))
+            }
+            (None, Some(file)) => Ok(Unlock::Passphrase(read_passphrase(file)?)),
+            (None, None) => Err(BackupError::Usage(
+                "give --identity FILE or --passphrase-file FILE".into(),
+            )),
+        }
+    }
+
+    /// The decrypted plaintext of a backup file.
+    pub fn open(&self, file: &Path) -> Result<impl Read + use<>, BackupError> {
+        let input = File::open(file)
+            .map_err(|e| BackupError::Usage(format!("cannot open {}: {e}", file.display())))?;
+        let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, input))
+            .map_err(|e| match e {
+                age::DecryptError::Io(e) => BackupError::Damaged(e.to_string()),
+                _ => BackupError::Damaged(
+                    "this is not an age-encrypted backup, or its header was altered".into(),
+                ),
+            })?;
+        let scrypt = decryptor.is_scrypt();
+        let result = match self {
+            Unlock::Identities(ids) => {
+                if scrypt {
+                    return Err(BackupError::WrongKey(
+                        "this backup is protected by a passphrase; use --passphrase-file".into(),
+                    ));
+                }
+                decryptor.decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+            }
+            Unlock::Passphrase(p) => {
+                if !scrypt {
+                    return Err(BackupError::WrongKey(
+                        "this backup is encrypted to age recipients; use --identity".into(),
+                    ));
+                }
+                let id = age::scrypt::Identity::new(p.clone());
+                decryptor.decrypt(std::iter::once(&id as &dyn age::Identity))
+            }
+        };
+        result.map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => {
+                BackupError::WrongKey("the identity does not open this backup (wrong key)".into())
+            }
+            age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
+                BackupError::WrongKey("the passphrase does not open this backup (wrong key)".into())
+            }
+            age::DecryptError::InvalidMac | age::DecryptError::InvalidHeader => {
+                BackupError::Damaged("the backup's header was altered".into())
+            }
+            other => BackupError::Decrypt(other.to_string()),
+        })
+    }
+}
+
+/// Maps an error met while reading decrypted plaintext: age reports a failed chunk
+/// (altered) or a missing last chunk (truncated) as an I/O error.
+pub(crate) fn reading(e: BackupError) -> BackupError {
+    match e {
+        BackupError::Io(e) => BackupError::Decrypt(e.to_string()),
+        other => other,
+    }
+}
+
+/// A new backup file: written as `<out>.partial` (0600), renamed into place by
+/// `finish` after an fsync; removed if dropped unfinished.
+pub struct Output {
+    partial: PathBuf,
+    out: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl Output {
+    pub fn create(out: &Path) -> Result<Self, BackupError> {
+        if out.exists() {
+            return Err(BackupError::Usage(format!(
+                "{} already exists; choose another name",
+                out.display()
+            )));
+        }
+        let mut partial = out.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| BackupError::Usage(format!("cannot write {}: {e}", partial.display())))?;
+        Ok(Self {
+            partial,
+            out: out.to_path_buf(),
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// Encrypts everything `source` yields into the file. Does not finish it.
+    pub fn encrypt_from(
+        &mut self,
+        protect: &Protect,
+        source: &mut dyn Read,
+        progress: archive::Progress<'_>,
+    ) -> Result<u64, BackupError> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| BackupError::Source("output already finished".into()))?;
+        let mut writer = protect.encryptor()?.wrap_output(file)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BackupError::Source(e.to_string())),
+            };
+            writer.write_all(&buf[..n])?;
+            total += n as u64;
+            progress(total);
+        }
+        writer.finish()?;
+        Ok(total)
+    }
+
+    /// Makes the file durable and gives it its final name.
+    pub fn finish(mut self) -> Result<PathBuf, BackupError> {
+        if let Some(file) = self.file.take() {
+            let file = file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+        }
+        fs::rename(&self.partial, &self.out)?;
+        if let Some(dir) = self.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(self.out.clone())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// What a snapshot needs beside the store: the master key and the configuration.
+pub fn extras(cfg: &Config) -> Result<archive::Extras, BackupError> {
+    let path = cfg.master_key_path();
+    let master_key = Zeroizing::new(fs::read(&path).map_err(|e| {
+        BackupError::Source(format!(
+            "cannot read the master key {}: {e}",
+            path.display()
+        ))
+    })?);
+    let config_toml = toml::to_string(cfg).map_err(|e| BackupError::Source(e.to_string()))?;
+    Ok(archive::Extras {
+        master_key,
+        config_toml,
+    })
+}
+
+/// Writes a backup of an open store to `out`, producing the snapshot on a second
+/// thread while this one encrypts (the two halves run in parallel). `hold` runs for
+/// the whole snapshot (the service keeps document files from being shredded).
+pub fn export_store(
+    store: &Store,
+    extras: &archive::Extras,
+    out: &Path,
+    protect: &Protect,
+    progress: archive::Progress<'_>,
+) -> Result<Manifest, BackupError> {
+    let mut output = Output::create(out)?;
+    let (mut reader, writer) = io::pipe()?;
+    let manifest = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let w = BufWriter::with_capacity(1 << 20, writer);
+            archive::write_snapshot(store, extras, w, &|_| {})
+        });
+        let encrypted = output.encrypt_from(protect, &mut reader, progress);
+        drop(reader);
+        let produced = producer
+            .join()
+            .map_err(|_| BackupError::Source("the snapshot thread failed".into()))?;
+        let manifest = produced?;
+        encrypted?;
+        Ok::<_, BackupError>(manifest)
+    })?;
+    output.finish()?;
+    write_checkpoint_file(store, &manifest.checkpoint)?;
+    Ok(manifest)
+}
+
+/// Where checkpoint files go.
+pub fn checkpoint_dir(store: &Store, cfg: &Config) -> PathBuf {
+    cfg.checkpoint_dir
+        .clone()
+        .unwrap_or_else(|| store.dir().join("checkpoints"))
+}
+
+/// Saves a checkpoint as `checkpoint-<entries>-<ms>.json` in the store's checkpoint
+/// directory (`<data_dir>/checkpoints`).
+pub fn write_checkpoint_file(
+    store: &Store,
+    cp: &crate::store::checkpoint::Checkpoint,
+) -> Result<PathBuf, BackupError> {
+    write_checkpoint_to(&store.dir().join("checkpoints"), cp)
+}
+
+pub fn write_checkpoint_to(
+    dir: &Path,
+    cp: &crate::store::checkpoint::Checkpoint,
+) -> Result<PathBuf, BackupError> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(format!("checkpoint-{:010}-{}.json", cp.entries, cp.at_ms));
+    let text = serde_json::to_string_pretty(cp).map_err(|e| BackupError::Io(e.into()))?;
+    let tmp = path.with_extension("json.partial");
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, &path)?;
+    Ok(path)
+}

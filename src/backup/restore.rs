@@ -1,0 +1,278 @@
+//! Checking and restoring a backup file.
+//!
+//! Guarantees: `verify` reads the whole file (age authentication of every chunk,
+//! layout, checksums against the manifest) and writes nothing; `restore` writes only
+//! into an empty (or new) directory, and when anything fails it removes everything it
+//! wrote there; a restore is reported done only after the restored store opens with
+//! the restored master key, its audit chain verifies and ends at the manifest's head,
+//! every table holds the manifest's record count and every live document has its
+//! file. The restore itself is then recorded in the restored audit log.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use super::archive::{self, Manifest, Sink};
+use super::{BackupError, Unlock, reading};
+use crate::crypto::MasterKey;
+use crate::store::audit::{self, Event, Outcome, Verdict};
+use crate::store::{RawLoader, Store, documents};
+
+/// Decrypts on a second thread and hands the plaintext to `read` on this one.
+fn with_plaintext<T>(
+    file: &Path,
+    unlock: &Unlock,
+    read: impl FnOnce(&mut dyn Read) -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    let mut plain = unlock.open(file)?;
+    let (reader, mut writer) = io::pipe()?;
+    std::thread::scope(|scope| {
+        let decrypting = scope.spawn(move || {
+            let copied = io::copy(&mut plain, &mut writer);
+            drop(writer);
+            copied
+        });
+        let mut reader = BufReader::with_capacity(1 << 20, reader);
+        let result = read(&mut reader);
+        drop(reader);
+        let decrypted = decrypting
+            .join()
+            .map_err(|_| BackupError::Decrypt("the decryption thread failed".into()))?;
+        match (result, decrypted) {
+            // An authentication failure explains whatever the reader saw.
+            (_, Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
+                Err(BackupError::Decrypt(e.to_string()))
+            }
+            (result, _) => result.map_err(reading),
+        }
+    })
+}
+
+/// Checks a backup without restoring it; returns its manifest.
+pub fn verify(
+    file: &Path,
+    unlock: &Unlock,
+    progress: archive::Progress<'_>,
+) -> Result<Manifest, BackupError> {
+    with_plaintext(file, unlock, |r| {
+        archive::read_archive(r, &mut archive::Discard, progress)
+    })
+}
+
+struct Restoring {
+    dir: PathBuf,
+    loader: Option<RawLoader>,
+    has_key: bool,
+    documents: Vec<Uuid>,
+}
+
+impl Sink for Restoring {
+    fn store_segment(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
+        let mut batch = Vec::new();
+        archive::for_each_record(bytes, |t, k, v| {
+            batch.push((t.to_string(), k.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        let loader = self
+            .loader
+            .as_ref()
+            .ok_or_else(|| BackupError::Damaged("store records after the store closed".into()))?;
+        loader.load(&batch)?;
+        Ok(())
+    }
+
+    fn document(&mut self, id: Uuid, data: &mut dyn Read) -> Result<(), BackupError> {
+        let path = archive::document_path(&self.dir, id);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| BackupError::Damaged(format!("document {id} appears twice ({e})")))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        io::copy(data, &mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        self.documents.push(id);
+        Ok(())
+    }
+
+    fn master_key(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.dir.join("master.key"))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        self.has_key = true;
+        Ok(())
+    }
+
+    fn config(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.dir.join(CONFIG_COPY))?;
+        f.write_all(bytes)?;
+        Ok(())
+    }
+}
+
+/// The configuration in force when the backup was taken, restored for reference.
+pub const CONFIG_COPY: &str = "config.from-backup.toml";
+
+/// What a finished restore reports.
+pub struct Restored {
+    pub manifest: Manifest,
+    pub audit_entries: u64,
+}
+
+/// Removes what a failed restore wrote.
+struct Cleanup<'a> {
+    dir: &'a Path,
+    created_dir: bool,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.created_dir {
+            let _ = fs::remove_dir_all(self.dir);
+        } else if let Ok(entries) = fs::read_dir(self.dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+            }
+        }
+    }
+}
+
+/// Restores `file` into `dir`, which must be empty or not exist yet.
+pub fn restore(
+    file: &Path,
+    unlock: &Unlock,
+    dir: &Path,
+    progress: archive::Progress<'_>,
+) -> Result<Restored, BackupError> {
+    let created_dir = match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(BackupError::Usage(format!(
+                    "{} is not empty; restore into an empty directory",
+                    dir.display()
+                )));
+            }
+            false
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir)
+                .map_err(|e| BackupError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+            true
+        }
+        Err(e) => {
+            return Err(BackupError::Usage(format!(
+                "cannot read {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    // Open the backup before writing anything, so a wrong key leaves no trace.
+    let mut cleanup = Cleanup {
+        dir,
+        created_dir,
+        armed: true,
+    };
+    unlock.open(file)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    let docs_dir = dir.join(crate::documents::DIR);
+    fs::create_dir(&docs_dir)?;
+    fs::set_permissions(&docs_dir, fs::Permissions::from_mode(0o700))?;
+
+    let mut sink = Restoring {
+        dir: dir.to_path_buf(),
+        loader: Some(RawLoader::create(dir)?),
+        has_key: false,
+        documents: Vec::new(),
+    };
+    let manifest = with_plaintext(file, unlock, |r| {
+        archive::read_archive(r, &mut sink, progress)
+    })?;
+    sink.loader = None;
+    File::open(&docs_dir)?.sync_all()?;
+    if !sink.has_key {
+        return Err(BackupError::Damaged(
+            "the backup holds no master key".into(),
+        ));
+    }
+
+    let audit_entries = check_restored(dir, &manifest, &sink.documents)?;
+    File::open(dir)?.sync_all()?;
+    cleanup.armed = false;
+    Ok(Restored {
+        manifest,
+        audit_entries,
+    })
+}
+
+fn check_restored(dir: &Path, manifest: &Manifest, files: &[Uuid]) -> Result<u64, BackupError> {
+    let bad = |why: String| BackupError::Restored(why);
+    let master = MasterKey::load(&dir.join("master.key"))
+        .map_err(|e| bad(format!("the master key: {e}")))?;
+    let store = Store::open(dir, &master).map_err(|e| bad(e.to_string()))?;
+    match audit::verify(&store)? {
+        Verdict::Intact { entries, head }
+            if entries == manifest.audit_entries && head == manifest.audit_head => {}
+        Verdict::Intact { entries, .. } => {
+            return Err(bad(format!(
+                "the audit log has {entries} entries, the manifest {}",
+                manifest.audit_entries
+            )));
+        }
+        Verdict::Broken { seq, why } => {
+            return Err(bad(format!("audit chain broken at entry {seq}: {why}")));
+        }
+    }
+    let tx = store.read()?;
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    tx.system_scan_all(|t, _, _| {
+        *counts.entry(t.to_string()).or_default() += 1;
+        Ok(())
+    })?;
+    // Opening the store creates any missing empty tables; compare non-empty ones.
+    counts.retain(|_, n| *n > 0);
+    let mut expected = manifest.tables.clone();
+    expected.retain(|_, n| *n > 0);
+    if counts != expected {
+        return Err(bad(
+            "the store's record counts differ from the manifest".into()
+        ));
+    }
+    let mut live = documents::system_live_ids(&tx)?;
+    let mut got = files.to_vec();
+    live.sort();
+    got.sort();
+    if live != got {
+        return Err(bad(
+            "the document files do not match the store's documents".into()
+        ));
+    }
+    drop(tx);
+    let entries = manifest.audit_entries + 1;
+    audit::record(
+        &store,
+        Event::anonymous("backup.restore", Some("cli".into()), Outcome::Ok)
+            .object(manifest.created_ms),
+    )?;
+    Ok(entries)
+}
