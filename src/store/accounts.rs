@@ -414,6 +414,8 @@ impl<'s> AdminScope<'s> {
         user.disabled = true;
         tx.put(USERS, id.as_bytes(), &user)?;
         super::sessions::revoke_all(&tx, id)?;
+        // A disabled sign-up no longer waits for approval.
+        super::signups::dequeue(&tx, super::signups::Queue::Signup, id)?;
         audit::append(
             &tx,
             Event::by(

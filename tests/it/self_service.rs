@@ -266,6 +266,8 @@ async fn a_deletion_request_is_processed_by_an_admin_and_erases_personal_fields(
     )
     .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (_, queue) = admin.page("/admin/deletions").await;
+    assert!(queue.contains("No deletion requests"));
     let (_, users) = admin.page("/admin/users").await;
     assert!(users.contains("Deleted account"));
     for gone in ["Dana Leaving", "del@gulfcoast.test", "555-0123"] {
@@ -290,7 +292,10 @@ async fn a_deletion_request_is_processed_by_an_admin_and_erases_personal_fields(
 #[tokio::test]
 async fn a_token_records_when_it_was_last_used_and_the_tokens_page_shows_it() {
     let app = spawn_app().await;
-    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let orgs = create_fixture_orgs(&app).await;
+    // A user with no other token, so the row is unambiguous.
+    create_user(&app, "uses@gulfcoast.test", "facility_user", &orgs["fac2"]).await;
+    let admin = sign_in(&app, "uses@gulfcoast.test", PASSWORD).await;
     let token = admin.api_token().await;
     let row = |html: &str| {
         let at = html.find(">tests<").expect("row");
@@ -309,9 +314,9 @@ async fn a_token_records_when_it_was_last_used_and_the_tokens_page_shows_it() {
     assert!(used.contains(" UTC"));
     let tokens = ihms_connect::store::sessions::own_tokens(
         &app.state().store,
-        &ihms_connect::store::accounts::user_by_email(&app.state().store, ADMIN_EMAIL)
+        &ihms_connect::store::accounts::user_by_email(&app.state().store, "uses@gulfcoast.test")
             .expect("q")
-            .expect("admin")
+            .expect("user")
             .caller(None),
     )
     .expect("tokens");

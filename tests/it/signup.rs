@@ -103,6 +103,25 @@ async fn a_person_signs_up_waits_for_approval_and_signs_in_once_staff_approve() 
     assert_eq!(status, StatusCode::OK);
     assert!(queue.contains("Nora Quinn") && queue.contains("nora@sunrisehh.test"));
     let id = first_signup_id(&queue);
+    // Not into an organization that does not fit the role, and not without the token.
+    let agency = crate::common::agency_id(&app).await;
+    let resp = admin
+        .submit(
+            "/admin/signups",
+            &format!("/admin/signups/{id}/approve"),
+            &[("organization_id", agency.as_str())],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = admin
+        .client
+        .post(admin.url(&format!("/admin/signups/{id}/approve")))
+        .form(&[("organization_id", "new")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(pending.page("/signup/pending").await.0, StatusCode::OK);
     let resp = admin
         .submit(
             "/admin/signups",
@@ -396,4 +415,33 @@ async fn a_refused_sign_up_names_each_field_and_keeps_what_was_typed_but_the_pas
         signups::queue_counts(&app.state().store).expect("counts"),
         (0, 0)
     );
+}
+
+#[tokio::test]
+async fn a_disabled_sign_up_leaves_the_queue_and_cannot_be_approved() {
+    let app = spawn_app().await;
+    sign_up(&app, "Tess", "tess@baydme.test", "dme", "Bay DME").await;
+    let store = &app.state().store;
+    assert_eq!(signups::queue_counts(store).expect("counts"), (1, 0));
+    let tess = accounts::user_by_email(store, "tess@baydme.test")
+        .expect("q")
+        .expect("pending user");
+    let (status, _) = app
+        .post_json(
+            &app.admin_token,
+            &format!("/api/v1/users/{}/disable", tess.id),
+            &serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(signups::queue_counts(store).expect("counts"), (0, 0));
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let resp = admin
+        .submit(
+            "/admin/signups",
+            &format!("/admin/signups/{}/approve", tess.id),
+            &[("organization_id", "new")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
