@@ -92,7 +92,7 @@ pub(super) fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
     v
 }
 
-pub(super) fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (cat(prefix, &[0u8; 16]), cat(prefix, &[0xffu8; 17]))
 }
 

@@ -277,3 +277,80 @@ impl<'s> SignupScope<'s> {
         tx.commit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+    use crate::store::accounts::{Standing, standing};
+
+    fn user(state: AccountState, disabled: bool) -> User {
+        User {
+            id: Uuid::now_v7(),
+            email: String::new(),
+            name: String::new(),
+            phone: String::new(),
+            role: Role::FacilityUser,
+            org_id: Uuid::nil(),
+            password_hash: String::new(),
+            disabled,
+            created_ms: 0,
+            state,
+        }
+    }
+
+    fn org(disabled: bool) -> Org {
+        Org {
+            id: Uuid::nil(),
+            name: String::new(),
+            kind: OrgKind::ReferringFacility,
+            npi: String::new(),
+            city: String::new(),
+            state: String::new(),
+            zip: String::new(),
+            disabled,
+            created_ms: 0,
+            profile: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_an_approved_enabled_account_in_an_active_organization_may_act() {
+        let pending = AccountState::Pending {
+            kind: OrgKind::Dme,
+            organization: "Bay DME".into(),
+            requested_ms: 0,
+        };
+        let rejected = AccountState::Rejected {
+            reason: "no".into(),
+            at_ms: 0,
+        };
+        let deleted = AccountState::Deleted { at_ms: 0 };
+        let (live, closed) = (org(false), org(true));
+        let cases = [
+            (
+                user(AccountState::Active, false),
+                Some(&live),
+                Standing::Active,
+            ),
+            (
+                user(AccountState::Active, false),
+                Some(&closed),
+                Standing::Closed,
+            ),
+            (user(AccountState::Active, false), None, Standing::Closed),
+            (
+                user(AccountState::Active, true),
+                Some(&live),
+                Standing::Closed,
+            ),
+            (user(pending.clone(), false), None, Standing::Pending),
+            (user(pending, true), None, Standing::Closed),
+            (user(rejected, false), Some(&live), Standing::Closed),
+            (user(deleted, false), Some(&live), Standing::Closed),
+        ];
+        for (u, o, expected) in cases {
+            assert_eq!(standing(&u, o), expected, "{:?}", u.state);
+        }
+    }
+}
