@@ -445,3 +445,52 @@ async fn a_disabled_sign_up_leaves_the_queue_and_cannot_be_approved() {
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn staff_link_a_sign_up_to_an_existing_organization_named_as_asked() {
+    let app = spawn_app().await;
+    let orgs = crate::common::create_fixture_orgs(&app).await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let prov1 = &orgs["prov1"];
+    let name = fixture("organizations.json")["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|o| o["key"] == "prov1")
+        .expect("prov1")["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    sign_up(
+        &app,
+        "Ivy Ng",
+        "ivy@provider.test",
+        "home_health",
+        &name.to_uppercase(),
+    )
+    .await;
+    let (_, queue) = admin.page("/admin/signups").await;
+    assert!(
+        queue.contains(&format!("<option value=\"{prov1}\" selected>")),
+        "the organization named as asked is preselected"
+    );
+    let id = first_signup_id(&queue);
+    let resp = admin
+        .submit(
+            "/admin/signups",
+            &format!("/admin/signups/{id}/approve"),
+            &[("organization_id", prov1.as_str())],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let ivy = accounts::user_by_email(&app.state().store, "ivy@provider.test")
+        .expect("q")
+        .expect("user");
+    assert_eq!(ivy.org_id.to_string(), *prov1);
+    assert_eq!(ivy.role.as_str(), "provider_user");
+    assert!(
+        audited(&app, "org.create").len() == orgs.len() + 1,
+        "no new organization"
+    );
+    sign_in(&app, "ivy@provider.test", PASSWORD).await;
+}

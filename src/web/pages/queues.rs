@@ -50,18 +50,18 @@ fn render_signups(
         else {
             continue;
         };
-        let mut orgs: Vec<Choice> = scope
-            .fitting_orgs(*kind)
-            .map_err(AppError::from)?
+        let mut fitting = scope.fitting_orgs(*kind).map_err(AppError::from)?;
+        // Organizations of the requested kind first (the sort is stable: by name within).
+        fitting.sort_by_key(|o| o.kind != *kind);
+        let orgs: Vec<Choice> = fitting
             .into_iter()
             .map(|o| Choice {
+                // The organization named as asked is offered first.
                 selected: o.kind == *kind && o.name.eq_ignore_ascii_case(organization.trim()),
                 value: o.id.to_string(),
                 label: format!("{} ({})", o.name, o.kind.label()),
             })
             .collect();
-        // Organizations of the requested kind first.
-        orgs.sort_by_key(|c| !c.label.ends_with(&format!("({})", kind.label())));
         let (error, reason) = match &problem {
             Some((id, msg, reason)) if *id == u.id => (Some(msg.clone()), reason.clone()),
             _ => (None, String::new()),
