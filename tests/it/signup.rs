@@ -447,7 +447,7 @@ async fn a_disabled_sign_up_leaves_the_queue_and_cannot_be_approved() {
 }
 
 #[tokio::test]
-async fn staff_link_a_sign_up_to_an_existing_organization_named_as_asked() {
+async fn staff_link_a_sign_up_to_an_existing_organization_deliberately_never_by_default() {
     let app = spawn_app().await;
     let orgs = crate::common::create_fixture_orgs(&app).await;
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
@@ -470,9 +470,15 @@ async fn staff_link_a_sign_up_to_an_existing_organization_named_as_asked() {
     )
     .await;
     let (_, queue) = admin.page("/admin/signups").await;
-    assert!(
-        queue.contains(&format!("<option value=\"{prov1}\" selected>")),
-        "the organization named as asked is preselected"
+    // Offered first and marked, but never preselected: anyone can type that name.
+    let first_option = queue.find("<option value=\"new\"").expect("new option");
+    let next = first_option + queue[first_option..].find("</option>").expect("end") + 9;
+    let second = &queue[next..next + queue[next..].find("</option>").expect("end")];
+    assert!(second.contains(prov1.as_str()) && second.contains("the name given"));
+    assert_eq!(
+        queue.matches(" selected>").count(),
+        1,
+        "only the empty choice"
     );
     let id = first_signup_id(&queue);
     let resp = admin

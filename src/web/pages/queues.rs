@@ -51,15 +51,23 @@ fn render_signups(
             continue;
         };
         let mut fitting = scope.fitting_orgs(*kind).map_err(AppError::from)?;
-        // Organizations of the requested kind first (the sort is stable: by name within).
-        fitting.sort_by_key(|o| o.kind != *kind);
+        let named = |o: &crate::store::accounts::Org| {
+            o.kind == *kind && o.name.eq_ignore_ascii_case(organization.trim())
+        };
+        // The organization named as asked, then the requested kind, then the rest (the
+        // sort is stable: by name within). Nothing is preselected: anyone can type an
+        // existing organization's name, so staff choose deliberately.
+        fitting.sort_by_key(|o| (!named(o), o.kind != *kind));
         let orgs: Vec<Choice> = fitting
             .into_iter()
             .map(|o| Choice {
-                // The organization named as asked is offered first.
-                selected: o.kind == *kind && o.name.eq_ignore_ascii_case(organization.trim()),
+                label: if named(&o) {
+                    format!("{} ({}), the name given", o.name, o.kind.label())
+                } else {
+                    format!("{} ({})", o.name, o.kind.label())
+                },
                 value: o.id.to_string(),
-                label: format!("{} ({})", o.name, o.kind.label()),
+                selected: false,
             })
             .collect();
         let (error, reason) = match &problem {
