@@ -40,6 +40,8 @@ pub struct Config {
     /// Failed sign-ins per account (and, times ten, per address) before a cool-down.
     pub signin_max_failures: u32,
     pub signin_cooldown_minutes: u64,
+    /// Sign-up requests accepted from one address per hour.
+    pub signup_per_address_per_hour: u32,
     /// argon2id cost. Lower it only for tests; the defaults follow OWASP guidance.
     pub password_hash_memory_kib: u32,
     pub password_hash_iterations: u32,
@@ -90,6 +92,7 @@ impl Default for Config {
             session_absolute_hours: 12,
             signin_max_failures: 5,
             signin_cooldown_minutes: 15,
+            signup_per_address_per_hour: 10,
             password_hash_memory_kib: 19 * 1024,
             password_hash_iterations: 2,
             password_hash_concurrency: std::thread::available_parallelism()

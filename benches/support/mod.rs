@@ -16,5 +16,6 @@ pub fn user(role: Role, org: Uuid) -> User {
         password_hash: String::new(),
         disabled: false,
         created_ms: 0,
+        state: Default::default(),
     }
 }

@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod document;
 pub mod order;
 pub mod placement;
+pub mod signup;
 pub mod validate;
 pub mod workflow;
 

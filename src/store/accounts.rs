@@ -4,7 +4,8 @@
 //! (the index never holds an email); account changes are only reachable through
 //! `AdminScope`, which can only be built for an admin caller; every change commits
 //! with its audit entry. Disabling a user ends their sessions and tokens in the same
-//! commit.
+//! commit. Whether an account may act is decided by `standing` alone (approved, not
+//! disabled, organization active); sessions, tokens and sign-in all ask it.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,6 +15,7 @@ use super::{ORGS, ReadTx, Result, Store, StoreError, USER_EMAIL_IDX, USERS, Writ
 use crate::crypto::Keys;
 use crate::domain::account::{NewOrg, NewUser};
 use crate::domain::placement::ProviderProfile;
+use crate::domain::signup::AccountState;
 use crate::domain::{Caller, OrgKind, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +45,9 @@ pub struct User {
     pub password_hash: String,
     pub disabled: bool,
     pub created_ms: i64,
+    /// Pending sign-up, active, rejected or deleted (older records: active).
+    #[serde(default)]
+    pub state: AccountState,
 }
 
 impl User {
@@ -51,7 +56,32 @@ impl User {
     }
 }
 
-fn email_prefix(keys: &Keys, email: &str) -> [u8; 32] {
+/// What an account may do now. Decided by `standing` alone, which every session,
+/// token and sign-in check goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// May act as its role in its organization.
+    Active,
+    /// Signed up and not yet approved: may only see the waiting page.
+    Pending,
+    /// Disabled, rejected, deleted, or in a disabled organization: nothing.
+    Closed,
+}
+
+/// The one rule: an account acts only when approved, not disabled, and its
+/// organization exists and is not disabled.
+pub fn standing(user: &User, org: Option<&Org>) -> Standing {
+    if user.disabled {
+        return Standing::Closed;
+    }
+    match user.state {
+        AccountState::Active if org.is_some_and(|o| !o.disabled) => Standing::Active,
+        AccountState::Pending { .. } => Standing::Pending,
+        _ => Standing::Closed,
+    }
+}
+
+pub(super) fn email_prefix(keys: &Keys, email: &str) -> [u8; 32] {
     keys.blind_index("email", &email.to_lowercase())
 }
 
@@ -67,7 +97,7 @@ fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Looks a user up by email inside any transaction.
-fn user_id_by_email_in(
+pub(super) fn user_id_by_email_in(
     keys_desc: impl Fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>>,
     keys: &Keys,
     email: &str,
@@ -85,18 +115,29 @@ pub fn user(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<User>> {
     tx.get(USERS, id.as_bytes())
 }
 
-/// A user who may act now: not disabled, in an organization that is not disabled.
-pub fn active_user(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<User>> {
+/// A user and their standing (see `standing`), or None for an unknown id.
+pub fn user_standing(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<(User, Standing)>> {
     let Some(user) = user(tx, id)? else {
         return Ok(None);
     };
-    let org_active = org(tx, user.org_id)?.is_some_and(|o| !o.disabled);
-    Ok((!user.disabled && org_active).then_some(user))
+    let standing = standing(&user, org(tx, user.org_id)?.as_ref());
+    Ok(Some((user, standing)))
+}
+
+/// A user who may act now (`Standing::Active`).
+pub fn active_user(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<User>> {
+    Ok(user_standing(tx, id)?.and_then(|(u, s)| (s == Standing::Active).then_some(u)))
 }
 
 /// `active_user` in a transaction of its own.
 pub fn is_active(store: &Store, id: Uuid) -> Result<bool> {
     Ok(active_user(&store.read()?, id)?.is_some())
+}
+
+/// Whether a sign-in with the right password may start a session: active users,
+/// and pending ones (whose session reaches only the waiting page).
+pub fn may_sign_in(store: &Store, id: Uuid) -> Result<bool> {
+    Ok(user_standing(&store.read()?, id)?.is_some_and(|(_, s)| s != Standing::Closed))
 }
 
 pub fn org(tx: &ReadTx<'_>, id: Uuid) -> Result<Option<Org>> {
@@ -188,6 +229,7 @@ pub(crate) fn insert_user(tx: &WriteTx<'_>, new: &NewUser, password_hash: String
         password_hash,
         disabled: false,
         created_ms: now_ms(),
+        state: AccountState::Active,
     };
     tx.put(USERS, user.id.as_bytes(), &user)?;
     tx.index_put(
@@ -372,6 +414,8 @@ impl<'s> AdminScope<'s> {
         user.disabled = true;
         tx.put(USERS, id.as_bytes(), &user)?;
         super::sessions::revoke_all(&tx, id)?;
+        // A disabled sign-up no longer waits for approval.
+        super::signups::dequeue(&tx, super::signups::Queue::Signup, id)?;
         audit::append(
             &tx,
             Event::by(

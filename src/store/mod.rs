@@ -17,7 +17,9 @@ pub mod orders;
 pub mod placement;
 pub mod search;
 pub mod secrets;
+pub mod self_service;
 pub mod sessions;
+pub mod signups;
 pub mod stats;
 pub mod threads;
 mod tx;
@@ -63,8 +65,10 @@ pub(crate) const READ_MARKS: Def = TableDefinition::new("read_marks");
 pub(crate) const DOCUMENTS: Def = TableDefinition::new("documents");
 /// An order's documents: order ‖ document.
 pub(crate) const ORDER_DOCS_IDX: Def = TableDefinition::new("order_docs_idx");
+/// Accounts waiting for agency staff: queue kind ‖ user id → when it was asked.
+pub(crate) const ACCOUNT_QUEUE: Def = TableDefinition::new("account_queue");
 
-const ALL_TABLES: [Def; 22] = [
+const ALL_TABLES: [Def; 23] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -87,6 +91,7 @@ const ALL_TABLES: [Def; 22] = [
     READ_MARKS,
     DOCUMENTS,
     ORDER_DOCS_IDX,
+    ACCOUNT_QUEUE,
 ];
 
 const K_FORMAT: Bytes = b"format_version";

@@ -1,17 +1,19 @@
 //! Sessions and API tokens.
 //!
 //! Guarantees: session ids and API tokens are stored only as SHA-256 hashes; a
-//! session or token of a disabled user is never honoured; expired sessions are
-//! deleted when met; sign-in and sign-out are audited in the same commit as the
-//! session change.
+//! session or token of a closed account (disabled, rejected, deleted) is never
+//! honoured; a pending account gets no token and its session is marked pending;
+//! expired sessions are deleted when met; sign-in and sign-out are audited in the
+//! same commit as the session change; a token's last use is recorded at most once a
+//! minute.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::accounts::{User, active_user, cat};
+use super::accounts::{Org, Standing, User, active_user, cat, standing, user_standing};
 use super::audit::{self, Event, Outcome};
 use super::{
-    Result, SESSIONS, Store, StoreError, TOKENS, USER_SESSIONS_IDX, USER_TOKENS_IDX, USERS,
+    ORGS, Result, SESSIONS, Store, StoreError, TOKENS, USER_SESSIONS_IDX, USER_TOKENS_IDX, USERS,
     WriteTx, now_ms,
 };
 use crate::crypto;
@@ -111,14 +113,15 @@ pub fn start_session(
     Ok((token, session))
 }
 
-/// A live session and its active user, or None (unknown, expired, or disabled user;
-/// expired sessions are removed).
+/// A live session, its user and the user's standing (active, or pending: the web
+/// layer lets a pending user reach only the waiting page), or None (unknown or
+/// expired session, or a closed account; such sessions are removed).
 pub fn session(
     store: &Store,
     token: &str,
     idle_ms: i64,
     absolute_ms: i64,
-) -> Result<Option<(Session, User)>> {
+) -> Result<Option<(Session, User, Standing)>> {
     let hash = crypto::sha256(token.as_bytes());
     let now = now_ms();
     let (session, user) = {
@@ -126,12 +129,12 @@ pub fn session(
         let Some(session) = tx.get::<Session>(SESSIONS, &hash)? else {
             return Ok(None);
         };
-        let user = active_user(&tx, session.user_id)?;
+        let user = user_standing(&tx, session.user_id)?;
         (session, user)
     };
     let expired = now - session.last_seen_ms > idle_ms || now - session.created_ms > absolute_ms;
-    let user = match user {
-        Some(u) if !expired => u,
+    let (user, standing) = match user {
+        Some((u, s)) if !expired && s != Standing::Closed => (u, s),
         _ => {
             end_session_hash(store, &hash, session.user_id)?;
             return Ok(None);
@@ -146,7 +149,7 @@ pub fn session(
         }
         tx.commit()?;
     }
-    Ok(Some((session, user)))
+    Ok(Some((session, user, standing)))
 }
 
 fn end_session_hash(store: &Store, hash: &[u8; 32], user: Uuid) -> Result<()> {
@@ -188,8 +191,9 @@ pub fn create_token_until(
     let user: User = tx
         .get(USERS, user_id.as_bytes())?
         .ok_or(StoreError::NotFound)?;
-    if user.disabled {
-        return Err(StoreError::Conflict("the user is disabled"));
+    let org: Option<Org> = tx.get(ORGS, user.org_id.as_bytes())?;
+    if standing(&user, org.as_ref()) != Standing::Active {
+        return Err(StoreError::Conflict("the user is not active"));
     }
     let token = ApiToken {
         id: Uuid::now_v7(),

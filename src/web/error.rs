@@ -18,6 +18,9 @@ pub enum AppError {
     NotFound,
     #[error("sign-in required")]
     SignInRequired,
+    /// A signed-up account not yet approved: pages send it to the waiting page.
+    #[error("this account is waiting for approval")]
+    AwaitingApproval,
     #[error("the form expired or came from another site; go back, reload and try again")]
     Csrf,
     #[error("{0}")]
@@ -39,6 +42,7 @@ impl AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AppError::AwaitingApproval => StatusCode::FORBIDDEN,
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -173,6 +177,7 @@ mod tests {
         let cases = [
             (AppError::NotFound, 404),
             (AppError::SignInRequired, 401),
+            (AppError::AwaitingApproval, 403),
             (AppError::Csrf, 403),
             (AppError::BadRequest("x".into()), 400),
             (AppError::field("patient.dob", "is required"), 422),

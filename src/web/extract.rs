@@ -1,7 +1,9 @@
 //! Typed extractors: the only ways a handler learns who is calling.
 //!
-//! Guarantees: `Viewer` exists only for a live session of an active user; `AdminCap`
-//! only for an admin (anyone else gets the same 404 as a missing page, audited);
+//! Guarantees: `Viewer` exists only for a live session of an active user (a pending
+//! account's session gets `AwaitingApproval`, which pages turn into a redirect to
+//! the waiting page); `AdminCap` only for an admin (anyone else gets the same 404 as
+//! a missing page, audited);
 //! `ApiCaller` only for a valid bearer token; `Posted` (the only way to read a form
 //! from a signed-in user) checks the session's CSRF token and refuses cross-site
 //! posts; `AnonPosted` does the same for sign-in and setup with a double-submit
@@ -16,7 +18,7 @@ use super::error::AppError;
 use super::view::{Base, UserView};
 use crate::crypto;
 use crate::domain::Caller;
-use crate::store::accounts::{self, AdminScope, User};
+use crate::store::accounts::{self, AdminScope, Standing, User};
 use crate::store::audit::{self, Event, Outcome};
 use crate::store::sessions::{self, Session};
 
@@ -90,6 +92,13 @@ impl Viewer {
             inbox_count: super::pages::dashboard::awaiting(state, self)
                 .map(|o| o.len())
                 .unwrap_or(0),
+            queues: self
+                .caller
+                .is_agency()
+                .then(|| crate::store::signups::queue_counts(&state.store).ok())
+                .flatten()
+                .map(|(signups, deletions)| super::view::QueueCounts { signups, deletions })
+                .unwrap_or_default(),
         }
     }
 }
@@ -101,9 +110,14 @@ impl<'a> FromRequest<'a> for Viewer {
         let cfg = &state.cfg;
         let idle = (cfg.session_idle_minutes * 60_000) as i64;
         let absolute = (cfg.session_absolute_hours * 3_600_000) as i64;
-        let (session, user) = sessions::session(&state.store, token, idle, absolute)
+        let (session, user, standing) = sessions::session(&state.store, token, idle, absolute)
             .map_err(AppError::from)?
             .ok_or(AppError::SignInRequired)?;
+        // The one place a pending account is stopped: every page and form built on
+        // `Viewer` (and so `Posted`, `AdminCap`) sends it to the waiting page.
+        if standing != Standing::Active {
+            return Err(AppError::AwaitingApproval.into());
+        }
         let org_name = {
             let tx = state.store.read().map_err(AppError::from)?;
             accounts::org(&tx, user.org_id)
@@ -181,7 +195,7 @@ pub(crate) fn same_origin(req: &Request) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn read_form(body: &mut RequestBody) -> Result<Vec<(String, String)>, AppError> {
+pub(crate) async fn read_form(body: &mut RequestBody) -> Result<Vec<(String, String)>, AppError> {
     let bytes = body
         .take()
         .map_err(|_| AppError::BadRequest("the form could not be read".into()))?

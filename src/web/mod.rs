@@ -51,6 +51,8 @@ pub struct AppState {
     pub templates: Templates,
     pub hasher: Hasher,
     pub throttle: Throttle,
+    /// Sign-up requests per source address (keyed by address alone).
+    pub signup_throttle: Throttle,
     /// SHA-256 of the one-time first-admin setup code, while no admin exists.
     pub setup_code: Mutex<Option<[u8; 32]>>,
     pub metrics: health::Metrics,
@@ -72,6 +74,8 @@ impl AppState {
             cfg.signin_max_failures,
             Duration::from_secs(cfg.signin_cooldown_minutes * 60),
         );
+        let signup_throttle =
+            Throttle::new(cfg.signup_per_address_per_hour, Duration::from_secs(3600));
         let docs =
             Documents::open(&store, clock, cfg.document_link_minutes).map_err(|e| e.to_string())?;
         Ok(Self {
@@ -81,6 +85,7 @@ impl AppState {
             templates: Templates::load()?,
             hasher,
             throttle,
+            signup_throttle,
             setup_code: Mutex::new(None),
             metrics: health::Metrics::default(),
             cert_days_left: None,
@@ -140,10 +145,15 @@ fn page_error(state: &AppState, err: poem::Error) -> Response {
     let app = err.downcast_ref::<AppError>();
     if let Some(app) = app {
         error::log_internal(app);
-        if matches!(app, AppError::SignInRequired) {
+        let to = match app {
+            AppError::SignInRequired => Some("/signin"),
+            AppError::AwaitingApproval => Some("/signup/pending"),
+            _ => None,
+        };
+        if let Some(to) = to {
             return Response::builder()
                 .status(StatusCode::SEE_OTHER)
-                .header("location", "/signin")
+                .header("location", to)
                 .finish();
         }
     }
@@ -262,6 +272,16 @@ fn loggable_path(path: &str) -> String {
         "messages",
         "threads",
         "download",
+        "signup",
+        "signups",
+        "pending",
+        "approve",
+        "reject",
+        "deletions",
+        "process",
+        "email",
+        "export",
+        "delete-request",
     ];
     path.split('/')
         .map(|seg| {

@@ -66,6 +66,15 @@ pub struct Base {
     pub notice: Option<String>,
     /// Offers awaiting a provider user's answer (the inbox badge).
     pub inbox_count: usize,
+    /// Agency users: accounts waiting for them (nav and dashboard badges).
+    pub queues: QueueCounts,
+}
+
+/// Sign-ups awaiting approval and deletion requests awaiting an admin (counts only).
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct QueueCounts {
+    pub signups: usize,
+    pub deletions: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

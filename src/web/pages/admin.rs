@@ -79,6 +79,8 @@ struct UserRow {
     role_label: &'static str,
     org_name: String,
     disabled: bool,
+    state: &'static str,
+    state_label: &'static str,
 }
 
 fn render_users(
@@ -103,6 +105,8 @@ fn render_users(
             role_label: u.role.label(),
             org_name: names.get(&u.org_id).cloned().unwrap_or_default(),
             disabled: u.disabled,
+            state: u.state.code(),
+            state_label: u.state.label(),
         })
         .collect();
     let view = serde_json::json!({
@@ -338,6 +342,16 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "document.identity.export",
     "document.link_key.create",
     "document.link_key.rotate",
+    "signup.request",
+    "signup.duplicate",
+    "signup.throttled",
+    "signup.access",
+    "signup.approve",
+    "signup.reject",
+    "account.update",
+    "account.export",
+    "account.delete_request",
+    "account.delete",
 ];
 
 #[handler]

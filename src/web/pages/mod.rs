@@ -4,9 +4,12 @@ mod account;
 mod admin;
 pub(crate) mod dashboard;
 mod documents;
+mod my_account;
 pub(crate) mod order_detail;
 pub(crate) mod orders;
+mod queues;
 mod session;
+mod signup;
 mod steps;
 
 use poem::{Route, get, post};
@@ -17,6 +20,25 @@ pub fn routes() -> Route {
         .at("/signin", get(session::signin_page).post(session::signin))
         .at("/signout", post(session::signout))
         .at("/setup", get(session::setup_page).post(session::setup))
+        .at("/signup", get(signup::signup_page).post(signup::signup))
+        .at("/signup/pending", get(signup::pending_page))
+        .at("/signup/pending/signout", post(signup::pending_signout))
+        .at("/admin/signups", get(queues::signups_page))
+        .at("/admin/signups/:id/approve", post(queues::approve))
+        .at("/admin/signups/:id/reject", post(queues::reject))
+        .at("/admin/deletions", get(queues::deletions_page))
+        .at(
+            "/admin/deletions/:id/process",
+            post(queues::process_deletion),
+        )
+        .at("/account", get(my_account::account_page))
+        .at("/account/profile", post(my_account::update_profile))
+        .at("/account/email", post(my_account::change_email))
+        .at("/account/export", post(my_account::export))
+        .at(
+            "/account/delete-request",
+            post(my_account::request_deletion),
+        )
         .at("/orders", get(orders::list))
         .at("/orders/export.csv", get(orders::export))
         .at("/orders/search", post(orders::search))

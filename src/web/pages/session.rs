@@ -30,7 +30,7 @@ pub async fn home(req: &Request) -> Redirect {
 }
 
 /// The pre-session cookie value for anonymous forms, and a Set-Cookie when new.
-fn pre_session(req: &Request) -> Result<(String, Option<String>), AppError> {
+pub(crate) fn pre_session(req: &Request) -> Result<(String, Option<String>), AppError> {
     match cookie(req, PRE_COOKIE) {
         Some(v) if v.len() >= 32 && v.len() <= 64 => Ok((v.to_string(), None)),
         _ => {
@@ -106,7 +106,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     }
     let user = accounts::user_by_email(&state.store, &email).map_err(AppError::from)?;
     let active = match &user {
-        Some(u) => accounts::is_active(&state.store, u.id).map_err(AppError::from)?,
+        Some(u) => accounts::may_sign_in(&state.store, u.id).map_err(AppError::from)?,
         None => false,
     };
     let stored = user
@@ -141,7 +141,12 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     };
     state.throttle.succeed(&account_key);
     let (token, _) = sessions::start_session(&state.store, &user, from).map_err(AppError::from)?;
-    let mut resp = Redirect::see_other("/orders").into_response();
+    let landing = if user.state.is_pending() {
+        "/signup/pending"
+    } else {
+        "/orders"
+    };
+    let mut resp = Redirect::see_other(landing).into_response();
     resp.headers_mut().append(
         "set-cookie",
         session_cookie(&token)
