@@ -1,8 +1,9 @@
-//! The clock that decides when signed document links expire.
+//! The clock that decides when signed document links expire and when sign-in
+//! delays and blocks end.
 //!
 //! Guarantees: production code reads `SystemClock`; tests may start the server with
-//! an `OffsetClock` and move it forward, so expiry is tested without sleeping.
-//! Nothing else (sessions, audit timestamps) reads this clock.
+//! an `OffsetClock` and move it forward, so expiry and cool-downs are tested without
+//! sleeping. Nothing else (sessions, audit timestamps) reads this clock.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

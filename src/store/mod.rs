@@ -12,10 +12,12 @@ pub mod accounts;
 pub mod audit;
 pub mod documents;
 pub mod orders;
+pub mod own_sessions;
 pub mod placement;
 pub mod search;
 pub mod secrets;
 pub mod sessions;
+pub mod signin_guard;
 pub mod stats;
 pub mod threads;
 mod tx;
@@ -61,8 +63,10 @@ pub(crate) const READ_MARKS: Def = TableDefinition::new("read_marks");
 pub(crate) const DOCUMENTS: Def = TableDefinition::new("documents");
 /// An order's documents: order ‖ document.
 pub(crate) const ORDER_DOCS_IDX: Def = TableDefinition::new("order_docs_idx");
+/// Failed sign-in counts and blocks, keyed by kind ‖ keyed hash (no emails).
+pub(crate) const SIGNIN_GUARD: Def = TableDefinition::new("signin_guard");
 
-const ALL_TABLES: [Def; 22] = [
+const ALL_TABLES: [Def; 23] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -85,6 +89,7 @@ const ALL_TABLES: [Def; 22] = [
     READ_MARKS,
     DOCUMENTS,
     ORDER_DOCS_IDX,
+    SIGNIN_GUARD,
 ];
 
 const K_FORMAT: Bytes = b"format_version";

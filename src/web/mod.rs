@@ -45,7 +45,8 @@ use error::AppError;
 use view::{Assets, Base, Templates};
 
 pub struct AppState {
-    pub store: Store,
+    /// Shared with the sign-in throttle, which keeps its counts in the store.
+    pub store: Arc<Store>,
     pub cfg: Config,
     pub docs: Documents,
     pub templates: Templates,
@@ -66,9 +67,12 @@ impl AppState {
             cfg.password_hash_concurrency,
         )
         .map_err(|e| e.to_string())?;
+        let store = Arc::new(store);
         let throttle = Throttle::new(
+            store.clone(),
+            clock.clone(),
             cfg.signin_max_failures,
-            Duration::from_secs(cfg.signin_cooldown_minutes * 60),
+            Duration::from_secs(cfg.signin_cooldown_minutes.saturating_mul(60)),
         );
         let docs =
             Documents::open(&store, clock, cfg.document_link_minutes).map_err(|e| e.to_string())?;
@@ -225,6 +229,11 @@ fn loggable_path(path: &str) -> String {
         "audit",
         "account",
         "tokens",
+        "sessions",
+        "end",
+        "end-others",
+        "blocked",
+        "unblock",
         "signin",
         "signout",
         "setup",
