@@ -96,5 +96,5 @@ pub async fn end_others(req: &Request, posted: Posted) -> poem::Result<Response>
     let v = &posted.viewer;
     let ended =
         own_sessions::end_others(&state.store, &v.caller, &v.token).map_err(AppError::from)?;
-    Ok(Redirect::see_other(&format!("/account/sessions?ended={ended}")).into_response())
+    Ok(Redirect::see_other(format!("/account/sessions?ended={ended}")).into_response())
 }
