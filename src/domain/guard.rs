@@ -17,6 +17,24 @@ pub const ADDRESS_FACTOR: u32 = 10;
 /// Failures per account that cost nothing (an address gets ten times as many).
 const FREE_FAILURES: u32 = 2;
 
+/// The address a count is kept for: an IPv4 address as is, an IPv6 address by its
+/// /64 network (one host usually holds a whole /64, so counting single IPv6
+/// addresses would let it try without limit).
+pub fn address_bucket(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.to_string(),
+    }
+}
+
 /// What a count is kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,6 +190,18 @@ mod tests {
         assert_eq!(p.free(GuardKind::Address), 20);
         assert_eq!(p.delay_ms(GuardKind::Address, 20), 0);
         assert_eq!(p.delay_ms(GuardKind::Address, 21), 1_000);
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_network() {
+        assert_eq!(address_bucket("10.1.2.3"), "10.1.2.3");
+        assert_eq!(address_bucket("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_bucket("2001:db8:1:2:bbbb::9"),
+            address_bucket("2001:db8:1:2:aaaa::1")
+        );
+        assert_eq!(address_bucket("::ffff:10.0.0.7"), "10.0.0.7");
+        assert_eq!(address_bucket("::1"), "::/64");
     }
 
     #[test]

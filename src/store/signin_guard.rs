@@ -3,7 +3,8 @@
 //!
 //! Guarantees: records are keyed by a kind tag and a keyed hash: an account by the
 //! blind index of the normalized email (the same for an email with and without an
-//! account, so both are treated alike), an address by a blind index of the address.
+//! account, so both are treated alike), an address by a blind index of its bucket
+//! (an IPv6 address counts by its /64).
 //! The email typed is never stored; the address is kept only inside the sealed value,
 //! so admins can see which one is blocked. A failure, its own audit entry and, when it
 //! reaches the limit, `signin.blocked` commit together; an admin's unblock commits
@@ -17,7 +18,7 @@ use super::accounts::{self, AdminScope, User, cat};
 use super::audit::{self, Event, Outcome};
 use super::{Result, SIGNIN_GUARD, Store, StoreError, USER_EMAIL_IDX, WriteTx};
 use crate::crypto::Keys;
-use crate::domain::guard::{Counter, GuardKind, Policy};
+use crate::domain::guard::{Counter, GuardKind, Policy, address_bucket};
 
 const ACCOUNT_TAG: u8 = b'a';
 const ADDRESS_TAG: u8 = b's';
@@ -36,8 +37,8 @@ fn account_key(account: &[u8]) -> Vec<u8> {
     cat(&[ACCOUNT_TAG], account)
 }
 
-fn address_key(keys: &Keys, address: &str) -> Vec<u8> {
-    cat(&[ADDRESS_TAG], &keys.blind_index("signin-address", address))
+fn address_key(keys: &Keys, bucket: &str) -> Vec<u8> {
+    cat(&[ADDRESS_TAG], &keys.blind_index("signin-address", bucket))
 }
 
 fn keys_of(
@@ -50,7 +51,7 @@ fn keys_of(
         out.push((GuardKind::Account, account_key(a)));
     }
     if let Some(a) = address {
-        out.push((GuardKind::Address, address_key(keys, a)));
+        out.push((GuardKind::Address, address_key(keys, &address_bucket(a))));
     }
     out
 }
@@ -122,7 +123,7 @@ pub fn record_failure(
         });
         match (kind, account) {
             (GuardKind::Account, Some(a)) => r.user_id = user_for(&tx, a)?,
-            _ => r.address = address.map(str::to_string),
+            _ => r.address = address.map(address_bucket),
         }
         let (counter, crossed) = policy.fail(kind, r.counter, now);
         r.counter = counter;
