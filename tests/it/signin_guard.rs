@@ -270,3 +270,23 @@ async fn the_api_answers_429_with_retry_after_once_an_address_guessed_too_many_t
         StatusCode::OK
     );
 }
+
+#[test]
+fn a_configuration_that_would_switch_throttling_off_is_refused() {
+    use ihms_connect::config::{Config, Overrides};
+    let dir = tempfile::tempdir().expect("dir");
+    for (setting, named) in [
+        ("signin_max_failures = 0", "signin_max_failures"),
+        ("signin_cooldown_minutes = 0", "signin_cooldown_minutes"),
+    ] {
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, setting).expect("write");
+        let err = Config::load(&Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        })
+        .expect_err(setting)
+        .to_string();
+        assert!(err.contains(named), "{err}");
+    }
+}

@@ -329,8 +329,9 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
         *code = None;
     }
     tracing::info!(user = %user.id, "first admin created through the setup page");
-    let (token, _) =
-        sessions::start_session(&state.store, &user, source(req)).map_err(AppError::from)?;
+    let device = crate::domain::device::summary(req.header("user-agent"));
+    let (token, _) = sessions::start_session_from(&state.store, &user, source(req), &device)
+        .map_err(AppError::from)?;
     let mut resp = Redirect::see_other("/admin/organizations").into_response();
     resp.headers_mut().append(
         "set-cookie",
