@@ -3,10 +3,10 @@
 //! Guarantees: `Viewer` exists only for a live session of an active user; `AdminCap`
 //! only for an admin (anyone else gets the same 404 as a missing page, audited);
 //! `ApiCaller` only for a valid bearer token (wrong tokens count against the address
-//! like failed sign-ins, and a throttled address gets 429); `Posted` (the only way to read a form
-//! from a signed-in user) checks the session's CSRF token and refuses cross-site
-//! posts; `AnonPosted` does the same for sign-in and setup with a double-submit
-//! cookie. Form bodies are read with a size limit.
+//! like failed sign-ins, and a throttled address gets 429); `Posted` (the only way
+//! to read a form from a signed-in user) checks the session's CSRF token and refuses
+//! cross-site posts; `AnonPosted` does the same for sign-in and setup with a
+//! double-submit cookie. Form bodies are read with a size limit.
 
 use std::sync::Arc;
 
