@@ -292,3 +292,21 @@ fn a_configuration_that_would_switch_throttling_off_is_refused() {
         assert!(err.contains(named), "{err}");
     }
 }
+
+#[tokio::test]
+async fn neither_the_email_typed_nor_the_address_is_stored_in_clear() {
+    let mut app = spawn_app_with(|c| c.signin_max_failures = 1).await;
+    for email in ["typed.guess@example.test", ADMIN_EMAIL] {
+        attempt(&app, email, WRONG).await;
+    }
+    app.stop().await;
+    // The certificate names 127.0.0.1 by design; the store must not.
+    let store = app.cfg.data_dir.join(ihms_connect::store::STORE_FILE);
+    let bytes = std::fs::read(&store).expect("read the store");
+    for needle in ["typed.guess", ADMIN_EMAIL, "127.0.0.1", "unknown account"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} in clear in the store"
+        );
+    }
+}
