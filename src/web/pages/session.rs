@@ -98,10 +98,13 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
             Event::anonymous("signin.throttled", from, Outcome::Refused),
         )
         .map_err(AppError::from)?;
-        let message = format!(
+        let mut message = format!(
             "Too many failed attempts. Try again in {}.",
             crate::web::view::wait_text(wait)
         );
+        if wait.as_secs() > 60 {
+            message.push_str(" An administrator can unblock the account sooner.");
+        }
         let mut resp = render_signin(
             req,
             form.get("email"),
