@@ -263,6 +263,19 @@ impl Config {
                 "must be at least 1 day".into(),
             ));
         }
+        // Zero would switch sign-in throttling off without saying so.
+        if !(1..=1000).contains(&self.signin_max_failures) {
+            return Err(ConfigError::Invalid(
+                "signin_max_failures",
+                "must be between 1 and 1000".into(),
+            ));
+        }
+        if !(1..=7 * 24 * 60).contains(&self.signin_cooldown_minutes) {
+            return Err(ConfigError::Invalid(
+                "signin_cooldown_minutes",
+                "must be between 1 and 10080 (a week)".into(),
+            ));
+        }
         if self.password_hash_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "password_hash_concurrency",

@@ -1,98 +1,130 @@
 //! Failed sign-in throttling, per account and per source address.
 //!
-//! Guarantees: after `max_failures` failures for one account (or ten times that from
-//! one address) within the cool-down window, further attempts are refused without
-//! checking the password until the window passes; a success clears the account's
-//! count. State is in memory, keyed by blind-index bytes and addresses (no emails).
+//! Guarantees: before a password (or a second-factor code) is checked, `check` says
+//! how long the caller must still wait: a growing delay after a few failures, or the
+//! rest of the cool-down once `signin_max_failures` failures (ten times that from one
+//! address) blocked the key. Nothing sleeps: the caller answers 429 with
+//! `Retry-After`. Counts and blocks live sealed in the store (see
+//! `store::signin_guard`), keyed by blind-index bytes and keyed hashes of addresses,
+//! never by emails, so a block survives a restart. Time comes from the injectable
+//! clock, so tests move it instead of sleeping. A success clears the account's count.
+//!
+//! `blocked`, `fail` and `succeed` are the short forms for callers that cannot
+//! handle a store error: `blocked` then answers "wait" (it fails closed) and the
+//! others log it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
-struct Counter {
-    failures: u32,
-    window_start: Instant,
-}
+use crate::clock::Clock;
+use crate::domain::guard::Policy;
+use crate::store::audit::Event;
+use crate::store::{Store, StoreError, signin_guard};
+
+/// Stale records are swept at most this often.
+const PURGE_EVERY_MS: i64 = 3_600_000;
+/// What `blocked` answers when the store cannot say.
+const FAIL_CLOSED: Duration = Duration::from_secs(60);
 
 pub struct Throttle {
-    max_failures: u32,
-    window: Duration,
-    counters: Mutex<HashMap<Vec<u8>, Counter>>,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    last_purge_ms: AtomicI64,
 }
 
-fn account_key(account: &[u8]) -> Vec<u8> {
-    let mut k = b"a:".to_vec();
-    k.extend_from_slice(account);
-    k
-}
-
-fn address_key(address: &str) -> Vec<u8> {
-    let mut k = b"s:".to_vec();
-    k.extend_from_slice(address.as_bytes());
-    k
+/// Whole seconds to wait, rounded up, at least one.
+fn secs(ms: i64) -> Duration {
+    Duration::from_secs(u64::try_from(ms.max(1).saturating_add(999) / 1000).unwrap_or(1))
 }
 
 impl Throttle {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        max_failures: u32,
+        cooldown: Duration,
+    ) -> Self {
+        let cooldown_ms = i64::try_from(cooldown.as_millis()).unwrap_or(i64::MAX);
         Self {
-            max_failures: max_failures.max(1),
-            window,
-            counters: Mutex::new(HashMap::new()),
+            store,
+            clock,
+            policy: Policy::new(max_failures, cooldown_ms),
+            last_purge_ms: AtomicI64::new(i64::MIN),
         }
     }
 
-    fn limit_for(&self, key: &[u8]) -> u32 {
-        if key.starts_with(b"s:") {
-            self.max_failures.saturating_mul(10)
-        } else {
-            self.max_failures
-        }
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
-    /// How long the caller must wait before trying again, if blocked.
+    /// Now, by the injectable clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// How long the caller must wait before the next attempt, if at all.
+    pub fn check(
+        &self,
+        account: Option<&[u8]>,
+        address: Option<&str>,
+    ) -> Result<Option<Duration>, StoreError> {
+        let wait =
+            signin_guard::wait_ms(&self.store, &self.policy, account, address, self.now_ms())?;
+        Ok(wait.map(secs))
+    }
+
+    /// Counts a failure, committed with `event` (the failure's own audit entry).
+    pub fn record_failure(
+        &self,
+        account: Option<&[u8]>,
+        address: Option<&str>,
+        event: Option<Event>,
+    ) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        signin_guard::record_failure(&self.store, &self.policy, account, address, now, event)?;
+        self.purge_now_and_then(now)
+    }
+
+    /// Clears the account's count after a success.
+    pub fn record_success(&self, account: &[u8]) -> Result<(), StoreError> {
+        signin_guard::clear_account(&self.store, account)
+    }
+
+    /// Sweeps records that count nothing any more, at most once an hour.
+    fn purge_now_and_then(&self, now: i64) -> Result<(), StoreError> {
+        let last = self.last_purge_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PURGE_EVERY_MS
+            || self
+                .last_purge_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        signin_guard::purge_stale(&self.store, &self.policy, now).map(|_| ())
+    }
+
+    /// `check` for one account; a store error answers "wait" rather than "go on".
     pub fn blocked(&self, account: &[u8], address: Option<&str>) -> Option<Duration> {
-        let now = Instant::now();
-        let Ok(map) = self.counters.lock() else {
-            return None;
-        };
-        let keys = std::iter::once(account_key(account)).chain(address.map(address_key));
-        keys.filter_map(|k| {
-            let c = map.get(&k)?;
-            let elapsed = now.duration_since(c.window_start);
-            (c.failures >= self.limit_for(&k) && elapsed < self.window)
-                .then(|| self.window - elapsed)
+        self.check(Some(account), address).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "sign-in throttle unreadable; refusing the attempt");
+            Some(FAIL_CLOSED)
         })
-        .max()
     }
 
+    /// `record_failure` with no audit entry of its own; a store error is logged.
     pub fn fail(&self, account: &[u8], address: Option<&str>) {
-        let now = Instant::now();
-        let Ok(mut map) = self.counters.lock() else {
-            return;
-        };
-        // Forget stale windows so the map cannot grow without bound.
-        if map.len() > 100_000 {
-            map.retain(|_, c| now.duration_since(c.window_start) < self.window);
-        }
-        for k in std::iter::once(account_key(account)).chain(address.map(address_key)) {
-            let c = map.entry(k).or_insert(Counter {
-                failures: 0,
-                window_start: now,
-            });
-            if now.duration_since(c.window_start) >= self.window {
-                *c = Counter {
-                    failures: 0,
-                    window_start: now,
-                };
-            }
-            c.failures += 1;
+        if let Err(e) = self.record_failure(Some(account), address, None) {
+            tracing::error!(error = %e, "failed sign-in not counted");
         }
     }
 
+    /// `record_success`; a store error is logged.
     pub fn succeed(&self, account: &[u8]) {
-        if let Ok(mut map) = self.counters.lock() {
-            map.remove(&account_key(account));
+        if let Err(e) = self.record_success(account) {
+            tracing::error!(error = %e, "sign-in count not cleared");
         }
     }
 }
@@ -102,28 +134,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_after_the_limit_and_success_clears() {
-        let t = Throttle::new(3, Duration::from_secs(60));
-        for _ in 0..3 {
-            assert!(t.blocked(b"acct", Some("10.0.0.1")).is_none());
-            t.fail(b"acct", Some("10.0.0.1"));
-        }
-        assert!(t.blocked(b"acct", Some("10.0.0.1")).is_some());
-        assert!(
-            t.blocked(b"other", Some("10.0.0.1")).is_none(),
-            "address limit is higher"
-        );
-        t.succeed(b"acct");
-        assert!(t.blocked(b"acct", None).is_none());
-    }
-
-    #[test]
-    fn an_address_is_blocked_after_ten_times_the_limit() {
-        let t = Throttle::new(2, Duration::from_secs(60));
-        for i in 0..20u8 {
-            t.fail(&[i], Some("10.0.0.2"));
-        }
-        assert!(t.blocked(b"fresh", Some("10.0.0.2")).is_some());
-        assert!(t.blocked(b"fresh", Some("10.0.0.3")).is_none());
+    fn waits_are_whole_seconds_rounded_up() {
+        assert_eq!(secs(1), Duration::from_secs(1));
+        assert_eq!(secs(0), Duration::from_secs(1));
+        assert_eq!(secs(1_000), Duration::from_secs(1));
+        assert_eq!(secs(1_001), Duration::from_secs(2));
+        assert_eq!(secs(900_000), Duration::from_secs(900));
     }
 }

@@ -6,7 +6,9 @@
 
 pub mod account;
 pub mod conversation;
+pub mod device;
 pub mod document;
+pub mod guard;
 pub mod order;
 pub mod placement;
 pub mod signup;

@@ -295,8 +295,8 @@ pub fn system_bootstrap(
 
 /// What only an agency admin may do with accounts. Built only for admin callers.
 pub struct AdminScope<'s> {
-    store: &'s Store,
-    caller: &'s Caller,
+    pub(super) store: &'s Store,
+    pub(super) caller: &'s Caller,
 }
 
 impl<'s> AdminScope<'s> {

@@ -14,11 +14,13 @@ pub mod backups;
 pub mod checkpoint;
 pub mod documents;
 pub mod orders;
+pub mod own_sessions;
 pub mod placement;
 pub mod search;
 pub mod secrets;
 pub mod self_service;
 pub mod sessions;
+pub mod signin_guard;
 pub mod signups;
 pub mod stats;
 pub mod threads;
@@ -67,8 +69,10 @@ pub(crate) const DOCUMENTS: Def = TableDefinition::new("documents");
 pub(crate) const ORDER_DOCS_IDX: Def = TableDefinition::new("order_docs_idx");
 /// Accounts waiting for agency staff: queue kind ‖ user id → when it was asked.
 pub(crate) const ACCOUNT_QUEUE: Def = TableDefinition::new("account_queue");
+/// Failed sign-in counts and blocks, keyed by kind ‖ keyed hash (no emails).
+pub(crate) const SIGNIN_GUARD: Def = TableDefinition::new("signin_guard");
 
-const ALL_TABLES: [Def; 23] = [
+const ALL_TABLES: [Def; 24] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -92,6 +96,7 @@ const ALL_TABLES: [Def; 23] = [
     DOCUMENTS,
     ORDER_DOCS_IDX,
     ACCOUNT_QUEUE,
+    SIGNIN_GUARD,
 ];
 
 const K_FORMAT: Bytes = b"format_version";

@@ -26,6 +26,13 @@ pub struct Session {
     pub last_seen_ms: i64,
     pub csrf: String,
     pub source: Option<String>,
+    /// Names the session on the user's sessions page; the secret id never leaves the
+    /// cookie. Nil for sessions started before it existed.
+    #[serde(default)]
+    pub public_id: Uuid,
+    /// A short browser and system summary from the User-Agent at sign-in.
+    #[serde(default)]
+    pub device: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,7 +67,6 @@ pub(crate) fn revoke_all(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
 
 /// Removes every session of `user` except the one whose hash is `keep` (inside the
 /// caller's transaction); returns how many ended. Tokens are left alone.
-#[allow(dead_code)] // callers: the sessions page, password and second-factor changes
 pub(crate) fn end_other_sessions(
     tx: &WriteTx<'_>,
     user: Uuid,
@@ -92,6 +98,16 @@ pub fn start_session(
     user: &User,
     source: Option<String>,
 ) -> Result<(String, Session)> {
+    start_session_from(store, user, source, "")
+}
+
+/// `start_session` that also records the device summary shown on the sessions page.
+pub fn start_session_from(
+    store: &Store,
+    user: &User,
+    source: Option<String>,
+    device: &str,
+) -> Result<(String, Session)> {
     let token = crypto::random_token()?;
     let hash = crypto::sha256(token.as_bytes());
     let now = now_ms();
@@ -101,6 +117,8 @@ pub fn start_session(
         last_seen_ms: now,
         csrf: crypto::random_token()?,
         source: source.clone(),
+        public_id: uuid::Builder::from_random_bytes(crypto::random_bytes()?).into_uuid(),
+        device: device.to_string(),
     };
     let tx = store.write()?;
     tx.put(SESSIONS, &hash, &session)?;

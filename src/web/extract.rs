@@ -3,11 +3,12 @@
 //! Guarantees: `Viewer` exists only for a live session of an active user (a pending
 //! account's session gets `AwaitingApproval`, which pages turn into a redirect to
 //! the waiting page); `AdminCap` only for an admin (anyone else gets the same 404 as
-//! a missing page, audited);
-//! `ApiCaller` only for a valid bearer token; `Posted` (the only way to read a form
-//! from a signed-in user) checks the session's CSRF token and refuses cross-site
-//! posts; `AnonPosted` does the same for sign-in and setup with a double-submit
-//! cookie. Form bodies are read with a size limit.
+//! a missing page, audited); `ApiCaller` only for a valid bearer token (wrong tokens
+//! count against the address like failed sign-ins, and a throttled address gets
+//! 429); `Posted` (the only way to read a form from a signed-in user) checks the
+//! session's CSRF token and refuses cross-site posts; `AnonPosted` does the same for
+//! sign-in and setup with a double-submit cookie. Form bodies are read with a size
+//! limit.
 
 use std::sync::Arc;
 
@@ -161,9 +162,23 @@ impl<'a> FromRequest<'a> for ApiCaller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(AppError::SignInRequired)?;
-        let Some(user) = sessions::token_user(&state.store, secret).map_err(AppError::from)? else {
-            let event = audit::Event::anonymous("api.auth", source(req), Outcome::Failed);
+        // Token guesses count against the address like failed sign-ins do.
+        let from = source(req);
+        if let Some(wait) = state
+            .throttle
+            .check(None, from.as_deref())
+            .map_err(AppError::from)?
+        {
+            let event = audit::Event::anonymous("api.throttled", from, Outcome::Refused);
             audit::record(&state.store, event).map_err(AppError::from)?;
+            return Err(AppError::TooMany(wait.as_secs().max(1)).into());
+        }
+        let Some(user) = sessions::token_user(&state.store, secret).map_err(AppError::from)? else {
+            let event = audit::Event::anonymous("api.auth", from.clone(), Outcome::Failed);
+            state
+                .throttle
+                .record_failure(None, from.as_deref(), Some(event))
+                .map_err(AppError::from)?;
             return Err(AppError::SignInRequired.into());
         };
         Ok(ApiCaller {

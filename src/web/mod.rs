@@ -45,14 +45,15 @@ use error::AppError;
 use view::{Assets, Base, Templates};
 
 pub struct AppState {
-    pub store: Store,
+    /// Shared with the sign-in throttle, which keeps its counts in the store.
+    pub store: Arc<Store>,
     pub cfg: Config,
     pub docs: Documents,
     pub templates: Templates,
     pub hasher: Hasher,
     pub throttle: Throttle,
     /// Sign-up requests per source address (keyed by address alone).
-    pub signup_throttle: Throttle,
+    pub signup_throttle: crate::auth::window::WindowLimit,
     /// SHA-256 of the one-time first-admin setup code, while no admin exists.
     pub setup_code: Mutex<Option<[u8; 32]>>,
     pub metrics: health::Metrics,
@@ -70,12 +71,17 @@ impl AppState {
             cfg.password_hash_concurrency,
         )
         .map_err(|e| e.to_string())?;
+        let store = Arc::new(store);
         let throttle = Throttle::new(
+            store.clone(),
+            clock.clone(),
             cfg.signin_max_failures,
-            Duration::from_secs(cfg.signin_cooldown_minutes * 60),
+            Duration::from_secs(cfg.signin_cooldown_minutes.saturating_mul(60)),
         );
-        let signup_throttle =
-            Throttle::new(cfg.signup_per_address_per_hour, Duration::from_secs(3600));
+        let signup_throttle = crate::auth::window::WindowLimit::new(
+            cfg.signup_per_address_per_hour,
+            Duration::from_secs(3600),
+        );
         let docs =
             Documents::open(&store, clock, cfg.document_link_minutes).map_err(|e| e.to_string())?;
         Ok(Self {
@@ -238,6 +244,11 @@ fn loggable_path(path: &str) -> String {
         "audit",
         "account",
         "tokens",
+        "sessions",
+        "end",
+        "end-others",
+        "blocked",
+        "unblock",
         "signin",
         "signout",
         "setup",

@@ -113,3 +113,13 @@ pub fn rfc3339(ms: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+/// A wait as a person reads it: "1 second", "40 seconds", "15 minutes".
+pub fn wait_text(wait: std::time::Duration) -> String {
+    let secs = wait.as_secs().max(1);
+    match secs {
+        1 => "1 second".into(),
+        2..=119 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
+}

@@ -298,6 +298,12 @@ pub struct AuditQuery {
 pub const AUDIT_ACTIONS: &[&str] = &[
     "signin",
     "signin.throttled",
+    "signin.blocked",
+    "signin.unblocked",
+    "signin.purge",
+    "session.end",
+    "session.end_others",
+    "api.throttled",
     "signout",
     "setup.first_admin",
     "org.create",

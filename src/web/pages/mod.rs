@@ -2,11 +2,13 @@
 
 mod account;
 mod admin;
+mod blocked;
 pub(crate) mod dashboard;
 mod documents;
 mod my_account;
 pub(crate) mod order_detail;
 pub(crate) mod orders;
+mod own_sessions;
 mod queues;
 mod session;
 mod signup;
@@ -70,9 +72,17 @@ pub fn routes() -> Route {
             post(admin::save_profile),
         )
         .at("/admin/audit", get(admin::audit_log))
+        .at("/admin/blocked", get(blocked::blocked_page))
+        .at("/admin/blocked/unblock", post(blocked::unblock))
         .at(
             "/account/tokens",
             get(account::tokens_page).post(account::create_token),
         )
         .at("/account/tokens/:id/revoke", post(account::revoke_token))
+        .at("/account/sessions", get(own_sessions::sessions_page))
+        .at("/account/sessions/end", post(own_sessions::end_session))
+        .at(
+            "/account/sessions/end-others",
+            post(own_sessions::end_others),
+        )
 }

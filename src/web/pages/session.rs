@@ -88,16 +88,27 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     let password = form.get("password");
     let from = source(req);
     let account_key = state.store.keys().blind_index("email", &email);
-    if let Some(wait) = state.throttle.blocked(&account_key, from.as_deref()) {
+    let wait = state
+        .throttle
+        .check(Some(&account_key), from.as_deref())
+        .map_err(AppError::from)?;
+    if let Some(wait) = wait {
         audit::record(
             &state.store,
             Event::anonymous("signin.throttled", from, Outcome::Refused),
         )
         .map_err(AppError::from)?;
+        let mut message = format!(
+            "Too many failed attempts. Try again in {}.",
+            crate::web::view::wait_text(wait)
+        );
+        if wait.as_secs() > 60 {
+            message.push_str(" An administrator can unblock the account sooner.");
+        }
         let mut resp = render_signin(
             req,
             form.get("email"),
-            Some("Too many failed attempts. Wait a few minutes and try again."),
+            Some(&message),
             StatusCode::TOO_MANY_REQUESTS,
         )?;
         resp.headers_mut()
@@ -121,16 +132,19 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     let user = match user {
         Some(u) if ok && active => u,
         other => {
-            state.throttle.fail(&account_key, from.as_deref());
             state
                 .metrics
                 .signin_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut event = Event::anonymous("signin", from, Outcome::Failed);
+            let mut event = Event::anonymous("signin", from.clone(), Outcome::Failed);
             if let Some(u) = other {
                 event = event.object(u.id);
             }
-            audit::record(&state.store, event).map_err(AppError::from)?;
+            // The failure, its count and any block it starts commit together.
+            state
+                .throttle
+                .record_failure(Some(&account_key), from.as_deref(), Some(event))
+                .map_err(AppError::from)?;
             return render_signin(
                 req,
                 form.get("email"),
@@ -139,8 +153,13 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
             );
         }
     };
-    state.throttle.succeed(&account_key);
-    let (token, _) = sessions::start_session(&state.store, &user, from).map_err(AppError::from)?;
+    state
+        .throttle
+        .record_success(&account_key)
+        .map_err(AppError::from)?;
+    let device = crate::domain::device::summary(req.header("user-agent"));
+    let (token, _) =
+        sessions::start_session_from(&state.store, &user, from, &device).map_err(AppError::from)?;
     let landing = if user.state.is_pending() {
         "/signup/pending"
     } else {
@@ -318,8 +337,9 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
         *code = None;
     }
     tracing::info!(user = %user.id, "first admin created through the setup page");
-    let (token, _) =
-        sessions::start_session(&state.store, &user, source(req)).map_err(AppError::from)?;
+    let device = crate::domain::device::summary(req.header("user-agent"));
+    let (token, _) = sessions::start_session_from(&state.store, &user, source(req), &device)
+        .map_err(AppError::from)?;
     let mut resp = Redirect::see_other("/admin/organizations").into_response();
     resp.headers_mut().append(
         "set-cookie",
