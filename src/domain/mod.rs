@@ -8,6 +8,7 @@ pub mod account;
 pub mod conversation;
 pub mod document;
 pub mod order;
+pub mod password;
 pub mod placement;
 pub mod validate;
 pub mod workflow;

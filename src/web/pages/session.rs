@@ -11,7 +11,7 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Serialize;
 
 use crate::crypto;
-use crate::domain::account::{NewUserInput, check_password, normalize_email};
+use crate::domain::account::{NewUserInput, normalize_email};
 use crate::store::audit::{self, Event, Outcome};
 use crate::store::{accounts, sessions};
 use crate::web::error::AppError;
@@ -273,14 +273,6 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
             "password_confirm",
             "Confirm password",
             "does not match the password",
-        );
-    }
-    if check_password(form.get("password")).is_err() && !view.errors.contains_key("password") {
-        add(
-            &mut view,
-            "password",
-            "Password",
-            "must be at least 12 characters",
         );
     }
     let new = match parsed {
