@@ -57,6 +57,8 @@ pub struct Config {
     pub document_link_minutes: u64,
     pub retention_years: u32,
     pub technical_retention_days: u32,
+    /// Require a second factor of every user, not only agency admins and staff.
+    pub require_second_factor_for_all: bool,
 }
 
 impl Default for Config {
@@ -91,6 +93,7 @@ impl Default for Config {
             document_link_minutes: 5,
             retention_years: 7,
             technical_retention_days: 30,
+            require_second_factor_for_all: false,
         }
     }
 }

@@ -141,8 +141,14 @@ mod tests {
         // RFC 6238 appendix B, SHA-1, last six digits.
         let secret = b"12345678901234567890";
         assert_eq!(code_at(secret, 59_000).as_deref(), Some("287082"));
-        assert_eq!(code_at(secret, 1_111_111_109_000).as_deref(), Some("081804"));
-        assert_eq!(code_at(secret, 1_234_567_890_000).as_deref(), Some("005924"));
+        assert_eq!(
+            code_at(secret, 1_111_111_109_000).as_deref(),
+            Some("081804")
+        );
+        assert_eq!(
+            code_at(secret, 1_234_567_890_000).as_deref(),
+            Some("005924")
+        );
     }
 
     #[test]

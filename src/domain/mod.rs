@@ -10,6 +10,7 @@ pub mod document;
 pub mod order;
 pub mod password;
 pub mod placement;
+pub mod second_factor;
 pub mod validate;
 pub mod workflow;
 

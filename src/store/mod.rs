@@ -10,10 +10,12 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod credentials;
 pub mod documents;
 pub mod orders;
 pub mod placement;
 pub mod search;
+pub mod second_factor;
 pub mod secrets;
 pub mod sessions;
 pub mod stats;
@@ -61,8 +63,13 @@ pub(crate) const READ_MARKS: Def = TableDefinition::new("read_marks");
 pub(crate) const DOCUMENTS: Def = TableDefinition::new("documents");
 /// An order's documents: order ‖ document.
 pub(crate) const ORDER_DOCS_IDX: Def = TableDefinition::new("order_docs_idx");
+/// Second factors by user id; pending sign-ins and reset links by the SHA-256 of
+/// their secret.
+pub(crate) const SECOND_FACTORS: Def = TableDefinition::new("second_factors");
+pub(crate) const PENDING_SIGNINS: Def = TableDefinition::new("pending_signins");
+pub(crate) const RESET_LINKS: Def = TableDefinition::new("reset_links");
 
-const ALL_TABLES: [Def; 22] = [
+const ALL_TABLES: [Def; 25] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -85,6 +92,9 @@ const ALL_TABLES: [Def; 22] = [
     READ_MARKS,
     DOCUMENTS,
     ORDER_DOCS_IDX,
+    SECOND_FACTORS,
+    PENDING_SIGNINS,
+    RESET_LINKS,
 ];
 
 const K_FORMAT: Bytes = b"format_version";

@@ -58,7 +58,6 @@ pub(crate) fn revoke_all(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
 
 /// Removes every session of `user` except the one whose hash is `keep` (inside the
 /// caller's transaction); returns how many ended. Tokens are left alone.
-#[allow(dead_code)] // callers: the sessions page, password and second-factor changes
 pub(crate) fn end_other_sessions(
     tx: &WriteTx<'_>,
     user: Uuid,

@@ -18,6 +18,8 @@ pub enum AppError {
     NotFound,
     #[error("sign-in required")]
     SignInRequired,
+    #[error("set up a second factor first")]
+    SecondFactorRequired,
     #[error("the form expired or came from another site; go back, reload and try again")]
     Csrf,
     #[error("{0}")]
@@ -39,6 +41,7 @@ impl AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AppError::SecondFactorRequired => StatusCode::FORBIDDEN,
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -173,6 +176,7 @@ mod tests {
         let cases = [
             (AppError::NotFound, 404),
             (AppError::SignInRequired, 401),
+            (AppError::SecondFactorRequired, 403),
             (AppError::Csrf, 403),
             (AppError::BadRequest("x".into()), 400),
             (AppError::field("patient.dob", "is required"), 422),

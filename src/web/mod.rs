@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: health::Metrics,
     /// Days until the served certificate expires (set at start).
     pub cert_days_left: Option<i64>,
+    /// Decides when links, pending sign-ins and TOTP steps expire.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
@@ -70,8 +72,8 @@ impl AppState {
             cfg.signin_max_failures,
             Duration::from_secs(cfg.signin_cooldown_minutes * 60),
         );
-        let docs =
-            Documents::open(&store, clock, cfg.document_link_minutes).map_err(|e| e.to_string())?;
+        let docs = Documents::open(&store, clock.clone(), cfg.document_link_minutes)
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             store,
             cfg,
@@ -82,6 +84,7 @@ impl AppState {
             setup_code: Mutex::new(None),
             metrics: health::Metrics::default(),
             cert_days_left: None,
+            clock,
         })
     }
 
@@ -141,6 +144,12 @@ fn page_error(state: &AppState, err: poem::Error) -> Response {
             return Response::builder()
                 .status(StatusCode::SEE_OTHER)
                 .header("location", "/signin")
+                .finish();
+        }
+        if matches!(app, AppError::SecondFactorRequired) {
+            return Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header("location", "/account/second-factor")
                 .finish();
         }
     }
@@ -259,6 +268,12 @@ fn loggable_path(path: &str) -> String {
         "messages",
         "threads",
         "download",
+        "password",
+        "second-factor",
+        "confirm",
+        "replace",
+        "code",
+        "reset-link",
     ];
     path.split('/')
         .map(|seg| {

@@ -6,6 +6,8 @@ pub(crate) mod dashboard;
 mod documents;
 pub(crate) mod order_detail;
 pub(crate) mod orders;
+mod password;
+mod second_factor;
 mod session;
 mod steps;
 
@@ -15,6 +17,10 @@ pub fn routes() -> Route {
     Route::new()
         .at("/", get(session::home))
         .at("/signin", get(session::signin_page).post(session::signin))
+        .at(
+            "/signin/code",
+            get(second_factor::code_page).post(second_factor::code),
+        )
         .at("/signout", post(session::signout))
         .at("/setup", get(session::setup_page).post(session::setup))
         .at("/orders", get(orders::list))
@@ -53,4 +59,24 @@ pub fn routes() -> Route {
             get(account::tokens_page).post(account::create_token),
         )
         .at("/account/tokens/:id/revoke", post(account::revoke_token))
+        .at("/account/second-factor", get(second_factor::page))
+        .at(
+            "/account/second-factor/confirm",
+            post(second_factor::confirm),
+        )
+        .at(
+            "/account/second-factor/replace",
+            post(second_factor::replace),
+        )
+        .at(
+            "/account/second-factor/disable",
+            post(second_factor::disable),
+        )
+        .at(
+            "/account/password",
+            get(password::page).post(password::change),
+        )
+        .at("/admin/users/:id/reset-link", post(password::issue_link))
+        .at("/reset/:secret", get(password::reset_page))
+        .at("/reset", post(password::reset))
 }

@@ -13,10 +13,10 @@ use serde::Serialize;
 use crate::crypto;
 use crate::domain::account::{NewUserInput, normalize_email};
 use crate::store::audit::{self, Event, Outcome};
-use crate::store::{accounts, sessions};
+use crate::store::{accounts, second_factor, sessions};
 use crate::web::error::AppError;
 use crate::web::extract::{
-    AnonPosted, PRE_COOKIE, Posted, anon_csrf, clear_session_cookie, cookie, pre_cookie,
+    AnonPosted, PRE_COOKIE, SignedInPosted, anon_csrf, clear_session_cookie, cookie, pre_cookie,
     session_cookie, source, state,
 };
 
@@ -30,7 +30,7 @@ pub async fn home(req: &Request) -> Redirect {
 }
 
 /// The pre-session cookie value for anonymous forms, and a Set-Cookie when new.
-fn pre_session(req: &Request) -> Result<(String, Option<String>), AppError> {
+pub(crate) fn pre_session(req: &Request) -> Result<(String, Option<String>), AppError> {
     match cookie(req, PRE_COOKIE) {
         Some(v) if v.len() >= 32 && v.len() <= 64 => Ok((v.to_string(), None)),
         _ => {
@@ -139,9 +139,14 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
             );
         }
     };
+    if second_factor::is_enrolled(&state.store, user.id).map_err(AppError::from)? {
+        // The account's failure count is cleared only once the code step passes.
+        return super::second_factor::start_code_step(&state, &user, from);
+    }
     state.throttle.succeed(&account_key);
     let (token, _) = sessions::start_session(&state.store, &user, from).map_err(AppError::from)?;
-    let mut resp = Redirect::see_other("/orders").into_response();
+    let landing = super::second_factor::landing(&state, &user)?;
+    let mut resp = Redirect::see_other(landing).into_response();
     resp.headers_mut().append(
         "set-cookie",
         session_cookie(&token)
@@ -152,7 +157,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
 }
 
 #[handler]
-pub async fn signout(req: &Request, posted: Posted) -> poem::Result<Response> {
+pub async fn signout(req: &Request, posted: SignedInPosted) -> poem::Result<Response> {
     let state = state(req)?;
     let v = &posted.viewer;
     sessions::end_session(&state.store, &v.token, &v.caller).map_err(AppError::from)?;
@@ -307,7 +312,8 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
     tracing::info!(user = %user.id, "first admin created through the setup page");
     let (token, _) =
         sessions::start_session(&state.store, &user, source(req)).map_err(AppError::from)?;
-    let mut resp = Redirect::see_other("/admin/organizations").into_response();
+    let landing = super::second_factor::landing(&state, &user)?;
+    let mut resp = Redirect::see_other(landing).into_response();
     resp.headers_mut().append(
         "set-cookie",
         session_cookie(&token)

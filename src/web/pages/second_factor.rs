@@ -1,0 +1,416 @@
+//! The second factor: enrolment (QR code and secret, confirmed by a first code,
+//! ten recovery codes shown once), replacing or turning it off, and the code step
+//! of sign-in.
+//!
+//! Guarantees: the code step runs only for a pending sign-in from the same address
+//! (`store::second_factor`), never for a session; wrong codes count as failed
+//! sign-ins in the throttle and are audited; replacing or turning off a factor needs
+//! the password and a current code, and turning it off is refused where the factor
+//! is required; confirming a factor ends the user's other sessions. Codes, secrets
+//! and passwords are never logged, audited or put in a URL.
+
+use std::collections::BTreeMap;
+
+use poem::http::StatusCode;
+use poem::web::Redirect;
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Serialize;
+
+use crate::auth::totp;
+use crate::crypto;
+use crate::store::accounts::{self, User};
+use crate::store::second_factor::{self as factors, CodeUse, SecondStep};
+use crate::store::sessions;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::{
+    AnonPosted, PRE_COOKIE, SignedIn, SignedInPosted, Viewer, anon_csrf, cookie, session_cookie,
+    source, state,
+};
+
+pub const PENDING_COOKIE: &str = "__Host-ihms_signin";
+
+fn header(resp: &mut Response, value: String) -> Result<(), AppError> {
+    resp.headers_mut().append(
+        "set-cookie",
+        value
+            .parse()
+            .map_err(|_| AppError::Internal("cookie".into()))?,
+    );
+    Ok(())
+}
+
+fn now_ms(state: &AppState) -> i64 {
+    state.clock.now_ms()
+}
+
+/// The TOTP check at the app's clock.
+fn checker(state: &AppState) -> impl Fn(&[u8], &str, Option<u64>) -> Option<u64> + use<> {
+    let now = now_ms(state);
+    move |secret, typed, after| totp::accept(secret, typed, now, after)
+}
+
+/// Where a user lands after signing in: enrolment while they owe a second factor.
+pub fn landing(state: &AppState, user: &User) -> Result<&'static str, AppError> {
+    let required =
+        crate::domain::second_factor::required(user.role, state.cfg.require_second_factor_for_all);
+    if required && !factors::is_enrolled(&state.store, user.id)? {
+        Ok("/account/second-factor")
+    } else {
+        Ok("/orders")
+    }
+}
+
+/// The blind index the throttle counts a user's failures under (as at sign-in).
+fn account_key(state: &AppState, user: &User) -> [u8; 32] {
+    state.store.keys().blind_index("email", &user.email)
+}
+
+// ---------------------------------------------------------------------------
+// Enrolment, replacement, turning off.
+
+#[derive(Serialize, Default)]
+struct FactorView {
+    mode: &'static str,
+    qr_svg: String,
+    secret: String,
+    needs_password: bool,
+    replacing: bool,
+    required: bool,
+    enrolled_at: Option<String>,
+    recovery_left: usize,
+    recovery_codes: Vec<String>,
+    errors: BTreeMap<String, String>,
+}
+
+fn render(
+    req: &Request,
+    viewer: &Viewer,
+    mut view: FactorView,
+    status: StatusCode,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    let factor = {
+        let tx = state.store.read().map_err(AppError::from)?;
+        factors::get(&tx, viewer.user.id).map_err(AppError::from)?
+    }
+    .unwrap_or_default();
+    view.required = crate::domain::second_factor::required(
+        viewer.user.role,
+        state.cfg.require_second_factor_for_all,
+    );
+    view.enrolled_at = factor.enrolled_ms.map(crate::web::view::when);
+    view.recovery_left = factor.recovery.len();
+    if view.recovery_codes.is_empty() {
+        if factor.enrolled() && factor.pending.is_none() {
+            view.mode = "status";
+        } else {
+            let secret = factors::enrolment_secret(
+                &state.store,
+                &viewer.caller,
+                totp::new_secret().map_err(AppError::from)?,
+            )
+            .map_err(AppError::from)?;
+            let uri = totp::otpauth_uri(&secret, &viewer.user.email)
+                .ok_or_else(|| AppError::Internal("otpauth uri".into()))?;
+            view.mode = "enrol";
+            view.qr_svg = totp::qr_svg(&uri).ok_or_else(|| AppError::Internal("qr".into()))?;
+            view.secret = totp::secret_base32(&secret);
+            view.needs_password = !factor.enrolled();
+            view.replacing = factor.enrolled();
+        }
+    } else {
+        view.mode = "codes";
+    }
+    let mut base = viewer.base(&state, "Second factor", "second_factor");
+    if viewer.owes_second_factor(&state)? {
+        base.notice = Some(
+            "Your role needs a second factor. Set it up to continue; nothing else opens until then."
+                .into(),
+        );
+    }
+    Ok(state
+        .templates
+        .render("second_factor.html", &base, view)?
+        .with_status(status)
+        .into_response())
+}
+
+fn error_view(field: &str, message: &str) -> FactorView {
+    let mut view = FactorView::default();
+    view.errors.insert(field.into(), message.into());
+    view
+}
+
+#[handler]
+pub async fn page(req: &Request, SignedIn(viewer): SignedIn) -> poem::Result<Response> {
+    render(req, &viewer, FactorView::default(), StatusCode::OK)
+}
+
+/// Checks the caller's password on the argon2 pool; a wrong one counts as a failed
+/// sign-in. `Err` carries the page to answer with.
+async fn password_ok(
+    req: &Request,
+    state: &AppState,
+    viewer: &Viewer,
+    typed: &str,
+) -> Result<bool, AppError> {
+    let key = account_key(state, &viewer.user);
+    if let Some(wait) = state.throttle.blocked(&key, source(req).as_deref()) {
+        return Err(AppError::TooMany(wait.as_secs().max(1)));
+    }
+    let ok = state
+        .hasher
+        .verify(typed, Some(&viewer.user.password_hash))
+        .await?;
+    if !ok {
+        state.throttle.fail(&key, source(req).as_deref());
+    }
+    Ok(ok)
+}
+
+#[handler]
+pub async fn confirm(req: &Request, posted: SignedInPosted) -> poem::Result<Response> {
+    let state = state(req)?;
+    let viewer = &posted.viewer;
+    let enrolled = factors::is_enrolled(&state.store, viewer.user.id).map_err(AppError::from)?;
+    if !enrolled && !password_ok(req, &state, viewer, posted.form.get("password")).await? {
+        let view = error_view("password", "is not your current password");
+        return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let codes = totp::new_recovery_codes().map_err(AppError::from)?;
+    let hashes = codes.iter().map(|c| totp::recovery_hash(c)).collect();
+    let keep = crypto::sha256(viewer.token.as_bytes());
+    let confirmed = factors::confirm(
+        &state.store,
+        &viewer.caller,
+        posted.form.get("code"),
+        &checker(&state),
+        hashes,
+        &keep,
+        now_ms(&state),
+    )
+    .map_err(AppError::from)?;
+    if !confirmed {
+        let view = error_view(
+            "code",
+            "does not match; enter the six digits your app shows now",
+        );
+        return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let view = FactorView {
+        recovery_codes: codes,
+        ..FactorView::default()
+    };
+    render(req, viewer, view, StatusCode::OK)
+}
+
+/// Password and a current code (or recovery code), for replacing or turning off.
+async fn reauthenticate(
+    req: &Request,
+    state: &AppState,
+    posted: &SignedInPosted,
+) -> Result<Option<FactorView>, AppError> {
+    let viewer = &posted.viewer;
+    if !password_ok(req, state, viewer, posted.form.get("password")).await? {
+        return Ok(Some(error_view("password", "is not your current password")));
+    }
+    let used = factors::verify_current(
+        &state.store,
+        &viewer.caller,
+        posted.form.get("code"),
+        &checker(state),
+    )?;
+    if used == CodeUse::Wrong {
+        state
+            .throttle
+            .fail(&account_key(state, &viewer.user), source(req).as_deref());
+        return Ok(Some(error_view(
+            "code",
+            "does not match a current code or an unused recovery code",
+        )));
+    }
+    Ok(None)
+}
+
+#[handler]
+pub async fn replace(req: &Request, posted: SignedInPosted) -> poem::Result<Response> {
+    let state = state(req)?;
+    if !factors::is_enrolled(&state.store, posted.viewer.user.id).map_err(AppError::from)? {
+        return Ok(Redirect::see_other("/account/second-factor").into_response());
+    }
+    if let Some(view) = reauthenticate(req, &state, &posted).await? {
+        return render(req, &posted.viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    factors::begin_replacement(
+        &state.store,
+        &posted.viewer.caller,
+        totp::new_secret().map_err(AppError::from)?,
+    )
+    .map_err(AppError::from)?;
+    Ok(Redirect::see_other("/account/second-factor").into_response())
+}
+
+#[handler]
+pub async fn disable(req: &Request, posted: SignedInPosted) -> poem::Result<Response> {
+    let state = state(req)?;
+    let viewer = &posted.viewer;
+    let required = crate::domain::second_factor::required(
+        viewer.user.role,
+        state.cfg.require_second_factor_for_all,
+    );
+    if required {
+        let view = error_view(
+            "code",
+            "your role needs a second factor; it cannot be turned off",
+        );
+        return render(req, viewer, view, StatusCode::FORBIDDEN);
+    }
+    if !factors::is_enrolled(&state.store, viewer.user.id).map_err(AppError::from)? {
+        return Ok(Redirect::see_other("/account/second-factor").into_response());
+    }
+    if let Some(view) = reauthenticate(req, &state, &posted).await? {
+        return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let keep = crypto::sha256(viewer.token.as_bytes());
+    factors::disable(&state.store, &viewer.caller, &keep).map_err(AppError::from)?;
+    Ok(Redirect::see_other("/account/second-factor").into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Sign-in, second step.
+
+/// After a right password for an enrolled user: a pending sign-in and its cookie,
+/// then the code page. No session exists yet.
+pub fn start_code_step(
+    state: &AppState,
+    user: &User,
+    from: Option<String>,
+) -> poem::Result<Response> {
+    let token =
+        factors::start_pending(&state.store, user, from, now_ms(state)).map_err(AppError::from)?;
+    let mut resp = Redirect::see_other("/signin/code").into_response();
+    let max_age = factors::PENDING_MS / 1000;
+    header(
+        &mut resp,
+        format!(
+            "{PENDING_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+        ),
+    )?;
+    Ok(resp)
+}
+
+fn clear_pending_cookie() -> String {
+    format!("{PENDING_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+fn back_to_signin() -> poem::Result<Response> {
+    let mut resp = Redirect::see_other("/signin").into_response();
+    header(&mut resp, clear_pending_cookie())?;
+    Ok(resp)
+}
+
+#[derive(Serialize)]
+struct CodeView<'a> {
+    error: Option<&'a str>,
+}
+
+fn render_code(req: &Request, error: Option<&str>, status: StatusCode) -> poem::Result<Response> {
+    let state = state(req)?;
+    let Some(pre) = cookie(req, PRE_COOKIE) else {
+        return back_to_signin();
+    };
+    let mut base = state.anonymous_base("Enter your code");
+    base.csrf = anon_csrf(&state, pre);
+    Ok(state
+        .templates
+        .render("signin_code.html", &base, CodeView { error })?
+        .with_status(status)
+        .into_response())
+}
+
+#[handler]
+pub async fn code_page(req: &Request) -> poem::Result<Response> {
+    let state = state(req)?;
+    let live = match cookie(req, PENDING_COOKIE) {
+        Some(token) => {
+            factors::pending(&state.store, token, source(req).as_deref(), now_ms(&state))
+                .map_err(AppError::from)?
+        }
+        None => None,
+    };
+    if live.is_none() {
+        return back_to_signin();
+    }
+    render_code(req, None, StatusCode::OK)
+}
+
+#[handler]
+pub async fn code(req: &Request, posted: AnonPosted) -> poem::Result<Response> {
+    let state = state(req)?;
+    let from = source(req);
+    let Some(token) = cookie(req, PENDING_COOKIE) else {
+        return back_to_signin();
+    };
+    let Some(pending) = factors::pending(&state.store, token, from.as_deref(), now_ms(&state))
+        .map_err(AppError::from)?
+    else {
+        return back_to_signin();
+    };
+    let user = {
+        let tx = state.store.read().map_err(AppError::from)?;
+        accounts::active_user(&tx, pending.user_id).map_err(AppError::from)?
+    };
+    let Some(user) = user else {
+        return back_to_signin();
+    };
+    let key = account_key(&state, &user);
+    if let Some(wait) = state.throttle.blocked(&key, from.as_deref()) {
+        let mut resp = render_code(
+            req,
+            Some("Too many failed attempts. Wait a few minutes and try again."),
+            StatusCode::TOO_MANY_REQUESTS,
+        )?;
+        resp.headers_mut()
+            .insert("retry-after", wait.as_secs().max(1).into());
+        return Ok(resp);
+    }
+    let step = factors::second_step(
+        &state.store,
+        token,
+        from.clone(),
+        posted.form.get("code"),
+        &checker(&state),
+        now_ms(&state),
+    )
+    .map_err(AppError::from)?;
+    match step {
+        SecondStep::Passed(id, _) if id == user.id => {
+            state.throttle.succeed(&key);
+            let (session, _) =
+                sessions::start_session(&state.store, &user, from).map_err(AppError::from)?;
+            let mut resp = Redirect::see_other(landing(&state, &user)?).into_response();
+            header(&mut resp, session_cookie(&session))?;
+            header(&mut resp, clear_pending_cookie())?;
+            Ok(resp)
+        }
+        SecondStep::Wrong { attempts_left, .. } => {
+            state.throttle.fail(&key, from.as_deref());
+            state
+                .metrics
+                .signin_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if attempts_left == 0 {
+                return back_to_signin();
+            }
+            render_code(
+                req,
+                Some(
+                    "That code does not match. Enter the current code from your app, or a recovery code.",
+                ),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+        _ => back_to_signin(),
+    }
+}
