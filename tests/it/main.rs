@@ -12,6 +12,8 @@ mod documents;
 mod headers;
 mod order_page;
 mod orders_api;
+mod passwords;
+mod second_factor;
 mod sessions;
 mod store_at_rest;
 mod web_forms;
