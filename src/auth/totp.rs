@@ -65,8 +65,12 @@ pub fn qr_svg(uri: &str) -> Option<String> {
         .dark_color(svg::Color("#000000"))
         .light_color(svg::Color("#ffffff"))
         .build();
-    let start = image.find("<svg")?;
-    Some(image[start..].to_string())
+    // The picture is described by the element around it; screen readers skip it.
+    let start = image.find("<svg")? + "<svg".len();
+    Some(format!(
+        "<svg aria-hidden=\"true\" focusable=\"false\"{}",
+        &image[start..]
+    ))
 }
 
 /// Whether the text typed looks like a TOTP code (six digits, spaces ignored).

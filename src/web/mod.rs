@@ -274,6 +274,7 @@ fn loggable_path(path: &str) -> String {
         "replace",
         "code",
         "reset-link",
+        "reset",
     ];
     path.split('/')
         .map(|seg| {
@@ -344,6 +345,11 @@ mod tests {
             "/api/v1/orders/~"
         );
         assert_eq!(super::loggable_path("/orders/MRN2833706"), "/orders/~");
+        assert_eq!(
+            super::loggable_path("/reset/kQ2x-Secret_Link_Value"),
+            "/reset/~",
+            "a reset link's secret is never logged"
+        );
         let id = "01a23c3e-a243-771c-8447-d51a56d328fc";
         assert_eq!(
             super::loggable_path(&format!("/orders/{id}/lines/0/start")),
