@@ -161,6 +161,20 @@ pub fn begin_replacement(store: &Store, caller: &Caller, fresh: Vec<u8>) -> Resu
     tx.commit()
 }
 
+/// Drops a replacement that was started but not confirmed; the current factor stays.
+pub fn cancel_replacement(store: &Store, caller: &Caller) -> Result<()> {
+    let user = caller.user_id();
+    let tx = store.write()?;
+    let Some(mut factor) = tx.get::<SecondFactor>(SECOND_FACTORS, user.as_bytes())? else {
+        return Ok(());
+    };
+    if factor.enrolled() && factor.pending.take().is_some() {
+        tx.put(SECOND_FACTORS, user.as_bytes(), &factor)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 /// Confirms the pending secret with a first code from it: it becomes the factor,
 /// `recovery` (hashes) replace any earlier codes, and the caller's other sessions end
 /// (all but `keep`), in one commit. False (audited) when the code is wrong.

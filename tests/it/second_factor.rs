@@ -296,3 +296,61 @@ async fn the_code_step_needs_its_form_token_and_its_own_cookie() {
     let (status, _) = stranger.page("/signin/code").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn moving_to_a_new_authenticator_needs_password_and_code_and_ends_other_sessions() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let staff_email = "coordinator@ihms.test";
+    let here = sign_in(&app, staff_email, PASSWORD).await;
+    let elsewhere = sign_in(&app, staff_email, PASSWORD).await;
+    let (_, before) = here.page("/account/second-factor").await;
+    assert!(before.contains("is on"));
+    let resp = here
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/replace",
+            &[("password", PASSWORD), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "wrong code"
+    );
+    let code = app.next_code(staff_email);
+    let resp = here
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/replace",
+            &[("password", PASSWORD), ("code", &code)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = here.page("/account/second-factor").await;
+    assert!(html.contains("Keep my current authenticator"));
+    assert_eq!(
+        elsewhere.page("/orders").await.0,
+        StatusCode::OK,
+        "nothing changes until the new one is confirmed"
+    );
+    let new_secret = crate::common::secret_on_page(&html);
+    let code = app.learn_secret(staff_email, new_secret);
+    let resp = here
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/confirm",
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        crate::common::recovery_codes_on_page(&resp.text().await.expect("html")).len(),
+        10
+    );
+    assert_eq!(elsewhere.page("/orders").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(here.page("/orders").await.0, StatusCode::OK);
+    // The new secret signs in (the helper now answers with it).
+    let again = sign_in(&app, staff_email, PASSWORD).await;
+    assert_eq!(again.page("/orders").await.0, StatusCode::OK);
+}

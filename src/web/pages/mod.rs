@@ -72,6 +72,7 @@ pub fn routes() -> Route {
             "/account/second-factor/disable",
             post(second_factor::disable),
         )
+        .at("/account/second-factor/cancel", post(second_factor::cancel))
         .at(
             "/account/password",
             get(password::page).post(password::change),

@@ -252,6 +252,13 @@ pub async fn replace(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
 }
 
 #[handler]
+pub async fn cancel(req: &Request, posted: SignedInPosted) -> poem::Result<Response> {
+    let state = state(req)?;
+    factors::cancel_replacement(&state.store, &posted.viewer.caller).map_err(AppError::from)?;
+    Ok(Redirect::see_other("/account/second-factor").into_response())
+}
+
+#[handler]
 pub async fn disable(req: &Request, posted: SignedInPosted) -> poem::Result<Response> {
     let state = state(req)?;
     let viewer = &posted.viewer;
