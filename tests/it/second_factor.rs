@@ -204,7 +204,7 @@ async fn turning_the_factor_off_needs_password_and_code_and_is_refused_where_req
         .submit(
             "/account/second-factor",
             "/account/second-factor/disable",
-            &[("password", PASSWORD), ("code", &code)],
+            &[("off_password", PASSWORD), ("off_code", &code)],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN, "staff must keep it");
@@ -215,7 +215,7 @@ async fn turning_the_factor_off_needs_password_and_code_and_is_refused_where_req
         .submit(
             "/account/second-factor",
             "/account/second-factor/disable",
-            &[("password", PASSWORD), ("code", "000000")],
+            &[("off_password", PASSWORD), ("off_code", "000000")],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -224,7 +224,10 @@ async fn turning_the_factor_off_needs_password_and_code_and_is_refused_where_req
         .submit(
             "/account/second-factor",
             "/account/second-factor/disable",
-            &[("password", "not my password at all"), ("code", &code)],
+            &[
+                ("off_password", "not my password at all"),
+                ("off_code", &code),
+            ],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -233,7 +236,7 @@ async fn turning_the_factor_off_needs_password_and_code_and_is_refused_where_req
         .submit(
             "/account/second-factor",
             "/account/second-factor/disable",
-            &[("password", PASSWORD), ("code", &code)],
+            &[("off_password", PASSWORD), ("off_code", &code)],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);

@@ -205,20 +205,26 @@ pub async fn confirm(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
     render(req, viewer, view, StatusCode::OK)
 }
 
-/// Password and a current code (or recovery code), for replacing or turning off.
+/// Password and a current code (or recovery code), for replacing or turning off;
+/// the two forms share a page, so their fields are named apart by `prefix`.
 async fn reauthenticate(
     req: &Request,
     state: &AppState,
     posted: &SignedInPosted,
+    prefix: &str,
 ) -> Result<Option<FactorView>, AppError> {
     let viewer = &posted.viewer;
-    if !password_ok(req, state, viewer, posted.form.get("password")).await? {
-        return Ok(Some(error_view("password", "is not your current password")));
+    let (password_field, code_field) = (format!("{prefix}password"), format!("{prefix}code"));
+    if !password_ok(req, state, viewer, posted.form.get(&password_field)).await? {
+        return Ok(Some(error_view(
+            &password_field,
+            "is not your current password",
+        )));
     }
     let used = factors::verify_current(
         &state.store,
         &viewer.caller,
-        posted.form.get("code"),
+        posted.form.get(&code_field),
         &checker(state),
     )?;
     if used == CodeUse::Wrong {
@@ -226,7 +232,7 @@ async fn reauthenticate(
             .throttle
             .fail(&account_key(state, &viewer.user), source(req).as_deref());
         return Ok(Some(error_view(
-            "code",
+            &code_field,
             "does not match a current code or an unused recovery code",
         )));
     }
@@ -239,7 +245,7 @@ pub async fn replace(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
     if !factors::is_enrolled(&state.store, posted.viewer.user.id).map_err(AppError::from)? {
         return Ok(Redirect::see_other("/account/second-factor").into_response());
     }
-    if let Some(view) = reauthenticate(req, &state, &posted).await? {
+    if let Some(view) = reauthenticate(req, &state, &posted, "").await? {
         return render(req, &posted.viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
     }
     factors::begin_replacement(
@@ -276,7 +282,7 @@ pub async fn disable(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
     if !factors::is_enrolled(&state.store, viewer.user.id).map_err(AppError::from)? {
         return Ok(Redirect::see_other("/account/second-factor").into_response());
     }
-    if let Some(view) = reauthenticate(req, &state, &posted).await? {
+    if let Some(view) = reauthenticate(req, &state, &posted, "off_").await? {
         return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
     }
     let keep = crypto::sha256(viewer.token.as_bytes());
