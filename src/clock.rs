@@ -1,4 +1,5 @@
-//! The clock that decides when signed document links expire.
+//! The clock that decides when signed document links, password reset links and
+//! pending sign-ins expire, and which TOTP step is current.
 //!
 //! Guarantees: production code reads `SystemClock`; tests may start the server with
 //! an `OffsetClock` and move it forward, so expiry is tested without sleeping.
