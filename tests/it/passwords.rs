@@ -300,3 +300,33 @@ async fn only_an_admin_issues_reset_links() {
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn every_new_form_refuses_a_post_without_its_form_token() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let (_, html) = admin.page("/admin/users").await;
+    let row = html.find(PLANNER).expect("listed");
+    let end = row + html[row..].find("/reset-link").expect("form");
+    let id = html[end - 36..end].to_string();
+    for path in [
+        "/account/password".to_string(),
+        "/account/second-factor/confirm".to_string(),
+        "/account/second-factor/replace".to_string(),
+        "/account/second-factor/disable".to_string(),
+        "/account/second-factor/cancel".to_string(),
+        format!("/admin/users/{id}/reset-link"),
+        "/reset".to_string(),
+        "/signin/code".to_string(),
+    ] {
+        let resp = admin
+            .client
+            .post(admin.url(&path))
+            .form(&[("password", PASSWORD), ("code", "123456")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+}

@@ -357,3 +357,46 @@ async fn moving_to_a_new_authenticator_needs_password_and_code_and_ends_other_se
     let again = sign_in(&app, staff_email, PASSWORD).await;
     assert_eq!(again.page("/orders").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_pending_sign_in_is_bound_to_its_address_and_expires_after_five_minutes() {
+    use ihms_connect::clock::Clock;
+    use ihms_connect::store::{accounts, second_factor};
+    let app = spawn_app().await;
+    world(&app).await;
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
+
+    let store = &app.state().store;
+    let user = accounts::user_by_email(store, PLANNER)
+        .expect("q")
+        .expect("user");
+    let now = app.clock.now_ms();
+    let token =
+        second_factor::start_pending(store, &user, Some("10.1.2.3".into()), now).expect("pending");
+    assert!(
+        second_factor::pending(store, &token, Some("10.9.9.9"), now)
+            .expect("q")
+            .is_none(),
+        "another address"
+    );
+    let code = app.next_code(PLANNER);
+    let check = |s: &[u8], t: &str, a| ihms_connect::auth::totp::accept(s, t, now, a);
+    let step =
+        second_factor::second_step(store, &token, Some("10.9.9.9".into()), &code, &check, now)
+            .expect("step");
+    assert_eq!(step, second_factor::SecondStep::Gone);
+
+    // Through the web: the code step five minutes on sends back to the password.
+    let (b, _) = password_step(&app, PLANNER, PASSWORD).await;
+    app.clock
+        .advance(std::time::Duration::from_secs(5 * 60 + 1));
+    assert_eq!(b.page("/signin/code").await.0, StatusCode::SEE_OTHER);
+    let code = app.next_code(PLANNER);
+    let resp = b
+        .submit("/signin", "/signin/code", &[("code", &code)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/signin");
+    assert_eq!(b.page("/orders").await.0, StatusCode::SEE_OTHER);
+}
