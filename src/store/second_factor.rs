@@ -12,10 +12,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::accounts::User;
+use super::accounts::{AdminScope, User};
 use super::audit::{self, Event, Outcome};
 use super::{
-    PENDING_SIGNINS, ReadTx, Result, SECOND_FACTORS, Store, StoreError, WriteTx, sessions,
+    PENDING_SIGNINS, ReadTx, Result, SECOND_FACTORS, Store, StoreError, USERS, WriteTx, sessions,
 };
 use crate::crypto;
 use crate::domain::Caller;
@@ -225,6 +225,34 @@ pub fn disable(store: &Store, caller: &Caller, keep: &[u8; 32]) -> Result<()> {
     audit::append(
         &tx,
         Event::by(caller, "mfa.disable", Some(user.to_string()), Outcome::Ok),
+    )?;
+    tx.commit()
+}
+
+/// An admin removes another user's second factor (lost phone and recovery codes):
+/// all their sessions end in the same commit, and a user whose role needs one sets
+/// up a new one at the next sign-in.
+pub fn admin_remove(admin: &AdminScope<'_>, user: Uuid) -> Result<()> {
+    let caller = admin.caller();
+    if user == caller.user_id() {
+        return Err(StoreError::Conflict(
+            "use your own second-factor page to change yours",
+        ));
+    }
+    let tx = admin.store().write()?;
+    if tx.get::<User>(USERS, user.as_bytes())?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    tx.remove(SECOND_FACTORS, user.as_bytes())?;
+    sessions::end_other_sessions(&tx, user, None)?;
+    audit::append(
+        &tx,
+        Event::by(
+            caller,
+            "mfa.admin_reset",
+            Some(user.to_string()),
+            Outcome::Ok,
+        ),
     )?;
     tx.commit()
 }

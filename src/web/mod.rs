@@ -275,6 +275,7 @@ fn loggable_path(path: &str) -> String {
         "code",
         "reset-link",
         "reset",
+        "second-factor-reset",
     ];
     path.split('/')
         .map(|seg| {

@@ -317,6 +317,7 @@ async fn every_new_form_refuses_a_post_without_its_form_token() {
         "/account/second-factor/disable".to_string(),
         "/account/second-factor/cancel".to_string(),
         format!("/admin/users/{id}/reset-link"),
+        format!("/admin/users/{id}/second-factor-reset"),
         "/reset".to_string(),
         "/signin/code".to_string(),
     ] {

@@ -400,3 +400,33 @@ async fn a_pending_sign_in_is_bound_to_its_address_and_expires_after_five_minute
     assert_eq!(resp.headers()["location"], "/signin");
     assert_eq!(b.page("/orders").await.0, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn an_admin_removes_a_lost_second_factor_and_the_user_sets_up_a_new_one() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let staff_email = "coordinator@ihms.test";
+    let staff = sign_in(&app, staff_email, PASSWORD).await;
+    let admin = sign_in(&app, crate::common::ADMIN_EMAIL, PASSWORD).await;
+    let (_, html) = admin.page("/admin/users").await;
+    let row = html.find(staff_email).expect("listed");
+    let marker = "/second-factor-reset";
+    let end = row + html[row..].find(marker).expect("form");
+    let id = html[end - 36..end].to_string();
+
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    let refused = planner
+        .submit("/orders", &format!("/admin/users/{id}{marker}"), &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND, "admins only");
+
+    let resp = admin
+        .submit("/admin/users", &format!("/admin/users/{id}{marker}"), &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(staff.page("/orders").await.0, StatusCode::SEE_OTHER);
+    let (b, to) = password_step(&app, staff_email, PASSWORD).await;
+    assert_eq!(to, "/account/second-factor", "set up anew");
+    enrol_second_factor(&app, &b, staff_email, PASSWORD).await;
+    assert_eq!(b.page("/orders").await.0, StatusCode::OK);
+}

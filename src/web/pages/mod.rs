@@ -78,6 +78,10 @@ pub fn routes() -> Route {
             get(password::page).post(password::change),
         )
         .at("/admin/users/:id/reset-link", post(password::issue_link))
+        .at(
+            "/admin/users/:id/second-factor-reset",
+            post(second_factor::admin_reset),
+        )
         .at("/reset/:secret", get(password::reset_page))
         .at("/reset", post(password::reset))
 }

@@ -12,20 +12,22 @@
 use std::collections::BTreeMap;
 
 use poem::http::StatusCode;
-use poem::web::Redirect;
+use poem::web::{Path, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Serialize;
 
 use crate::auth::totp;
 use crate::crypto;
-use crate::store::accounts::{self, User};
+use crate::store::StoreError;
+use crate::store::accounts::{self, AdminScope, User};
+use crate::store::audit::{self, Event, Outcome};
 use crate::store::second_factor::{self as factors, CodeUse, SecondStep};
 use crate::store::sessions;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{
-    AnonPosted, PRE_COOKIE, SignedIn, SignedInPosted, Viewer, anon_csrf, cookie, session_cookie,
-    source, state,
+    AnonPosted, PRE_COOKIE, Posted, SignedIn, SignedInPosted, Viewer, anon_csrf, cookie,
+    id_or_refuse, session_cookie, source, state,
 };
 
 pub const PENDING_COOKIE: &str = "__Host-ihms_signin";
@@ -288,6 +290,31 @@ pub async fn disable(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
     let keep = crypto::sha256(viewer.token.as_bytes());
     factors::disable(&state.store, &viewer.caller, &keep).map_err(AppError::from)?;
     Ok(Redirect::see_other("/account/second-factor").into_response())
+}
+
+/// An admin removes a user's second factor (they lost their phone and recovery
+/// codes); audited, and all the user's sessions end.
+#[handler]
+pub async fn admin_reset(
+    req: &Request,
+    posted: Posted,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    let caller = &posted.viewer.caller;
+    let admin = AdminScope::require(&state.store, caller).map_err(AppError::from)?;
+    let id = id_or_refuse(&id, || {
+        audit::record(
+            &state.store,
+            Event::by(caller, "mfa.admin_reset", None, Outcome::Refused),
+        )
+        .map(|_| ())
+    })?;
+    match factors::admin_remove(&admin, id) {
+        Ok(()) => Ok(Redirect::see_other("/admin/users").into_response()),
+        Err(StoreError::Conflict(why)) => Err(AppError::BadRequest(why.into()).into()),
+        Err(e) => Err(AppError::from(e).into()),
+    }
 }
 
 // ---------------------------------------------------------------------------
