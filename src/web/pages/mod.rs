@@ -9,6 +9,7 @@ pub(crate) mod orders;
 mod password;
 mod second_factor;
 mod session;
+mod signin_code;
 mod steps;
 
 use poem::{Route, get, post};
@@ -19,7 +20,7 @@ pub fn routes() -> Route {
         .at("/signin", get(session::signin_page).post(session::signin))
         .at(
             "/signin/code",
-            get(second_factor::code_page).post(second_factor::code),
+            get(signin_code::code_page).post(signin_code::code),
         )
         .at("/signout", post(session::signout))
         .at("/setup", get(session::setup_page).post(session::setup))

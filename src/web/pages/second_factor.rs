@@ -1,13 +1,12 @@
 //! The second factor: enrolment (QR code and secret, confirmed by a first code,
-//! ten recovery codes shown once), replacing or turning it off, and the code step
-//! of sign-in.
+//! ten recovery codes shown once), replacing or turning it off, and an admin
+//! removing a lost one. The code step of sign-in is in `signin_code`.
 //!
-//! Guarantees: the code step runs only for a pending sign-in from the same address
-//! (`store::second_factor`), never for a session; wrong codes count as failed
-//! sign-ins in the throttle and are audited; replacing or turning off a factor needs
-//! the password and a current code, and turning it off is refused where the factor
-//! is required; confirming a factor ends the user's other sessions. Codes, secrets
-//! and passwords are never logged, audited or put in a URL.
+//! Guarantees: a first enrolment needs the password; replacing or turning off a
+//! factor needs the password and a current code, and turning it off is refused where
+//! the factor is required; confirming a factor ends the user's other sessions; only
+//! an admin removes someone else's. Codes, secrets and passwords are never logged,
+//! audited or put in a URL.
 
 use std::collections::BTreeMap;
 
@@ -19,20 +18,14 @@ use serde::Serialize;
 use crate::auth::totp;
 use crate::crypto;
 use crate::store::StoreError;
-use crate::store::accounts::{self, AdminScope, User};
+use crate::store::accounts::{AdminScope, User};
 use crate::store::audit::{self, Event, Outcome};
-use crate::store::second_factor::{self as factors, CodeUse, SecondStep};
-use crate::store::sessions;
+use crate::store::second_factor::{self as factors, CodeUse};
 use crate::web::AppState;
 use crate::web::error::AppError;
-use crate::web::extract::{
-    AnonPosted, PRE_COOKIE, Posted, SignedIn, SignedInPosted, Viewer, anon_csrf, cookie,
-    id_or_refuse, session_cookie, source, state,
-};
+use crate::web::extract::{Posted, SignedIn, SignedInPosted, Viewer, id_or_refuse, source, state};
 
-pub const PENDING_COOKIE: &str = "__Host-ihms_signin";
-
-fn header(resp: &mut Response, value: String) -> Result<(), AppError> {
+pub(super) fn header(resp: &mut Response, value: String) -> Result<(), AppError> {
     resp.headers_mut().append(
         "set-cookie",
         value
@@ -42,12 +35,14 @@ fn header(resp: &mut Response, value: String) -> Result<(), AppError> {
     Ok(())
 }
 
-fn now_ms(state: &AppState) -> i64 {
+pub(super) fn now_ms(state: &AppState) -> i64 {
     state.clock.now_ms()
 }
 
 /// The TOTP check at the app's clock.
-fn checker(state: &AppState) -> impl Fn(&[u8], &str, Option<u64>) -> Option<u64> + use<> {
+pub(super) fn checker(
+    state: &AppState,
+) -> impl Fn(&[u8], &str, Option<u64>) -> Option<u64> + use<> {
     let now = now_ms(state);
     move |secret, typed, after| totp::accept(secret, typed, now, after)
 }
@@ -64,7 +59,7 @@ pub fn landing(state: &AppState, user: &User) -> Result<&'static str, AppError> 
 }
 
 /// The blind index the throttle counts a user's failures under (as at sign-in).
-fn account_key(state: &AppState, user: &User) -> [u8; 32] {
+pub(super) fn account_key(state: &AppState, user: &User) -> [u8; 32] {
     state.store.keys().blind_index("email", &user.email)
 }
 
@@ -314,143 +309,5 @@ pub async fn admin_reset(
         Ok(()) => Ok(Redirect::see_other("/admin/users").into_response()),
         Err(StoreError::Conflict(why)) => Err(AppError::BadRequest(why.into()).into()),
         Err(e) => Err(AppError::from(e).into()),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Sign-in, second step.
-
-/// After a right password for an enrolled user: a pending sign-in and its cookie,
-/// then the code page. No session exists yet.
-pub fn start_code_step(
-    state: &AppState,
-    user: &User,
-    from: Option<String>,
-) -> poem::Result<Response> {
-    let token =
-        factors::start_pending(&state.store, user, from, now_ms(state)).map_err(AppError::from)?;
-    let mut resp = Redirect::see_other("/signin/code").into_response();
-    let max_age = factors::PENDING_MS / 1000;
-    header(
-        &mut resp,
-        format!(
-            "{PENDING_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
-        ),
-    )?;
-    Ok(resp)
-}
-
-fn clear_pending_cookie() -> String {
-    format!("{PENDING_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
-}
-
-fn back_to_signin() -> poem::Result<Response> {
-    let mut resp = Redirect::see_other("/signin").into_response();
-    header(&mut resp, clear_pending_cookie())?;
-    Ok(resp)
-}
-
-#[derive(Serialize)]
-struct CodeView<'a> {
-    error: Option<&'a str>,
-}
-
-fn render_code(req: &Request, error: Option<&str>, status: StatusCode) -> poem::Result<Response> {
-    let state = state(req)?;
-    let Some(pre) = cookie(req, PRE_COOKIE) else {
-        return back_to_signin();
-    };
-    let mut base = state.anonymous_base("Enter your code");
-    base.csrf = anon_csrf(&state, pre);
-    Ok(state
-        .templates
-        .render("signin_code.html", &base, CodeView { error })?
-        .with_status(status)
-        .into_response())
-}
-
-#[handler]
-pub async fn code_page(req: &Request) -> poem::Result<Response> {
-    let state = state(req)?;
-    let live = match cookie(req, PENDING_COOKIE) {
-        Some(token) => {
-            factors::pending(&state.store, token, source(req).as_deref(), now_ms(&state))
-                .map_err(AppError::from)?
-        }
-        None => None,
-    };
-    if live.is_none() {
-        return back_to_signin();
-    }
-    render_code(req, None, StatusCode::OK)
-}
-
-#[handler]
-pub async fn code(req: &Request, posted: AnonPosted) -> poem::Result<Response> {
-    let state = state(req)?;
-    let from = source(req);
-    let Some(token) = cookie(req, PENDING_COOKIE) else {
-        return back_to_signin();
-    };
-    let Some(pending) = factors::pending(&state.store, token, from.as_deref(), now_ms(&state))
-        .map_err(AppError::from)?
-    else {
-        return back_to_signin();
-    };
-    let user = {
-        let tx = state.store.read().map_err(AppError::from)?;
-        accounts::active_user(&tx, pending.user_id).map_err(AppError::from)?
-    };
-    let Some(user) = user else {
-        return back_to_signin();
-    };
-    let key = account_key(&state, &user);
-    if let Some(wait) = state.throttle.blocked(&key, from.as_deref()) {
-        let mut resp = render_code(
-            req,
-            Some("Too many failed attempts. Wait a few minutes and try again."),
-            StatusCode::TOO_MANY_REQUESTS,
-        )?;
-        resp.headers_mut()
-            .insert("retry-after", wait.as_secs().max(1).into());
-        return Ok(resp);
-    }
-    let step = factors::second_step(
-        &state.store,
-        token,
-        from.clone(),
-        posted.form.get("code"),
-        &checker(&state),
-        now_ms(&state),
-    )
-    .map_err(AppError::from)?;
-    match step {
-        SecondStep::Passed(id, _) if id == user.id => {
-            state.throttle.succeed(&key);
-            let (session, _) =
-                sessions::start_session(&state.store, &user, from).map_err(AppError::from)?;
-            let mut resp = Redirect::see_other(landing(&state, &user)?).into_response();
-            header(&mut resp, session_cookie(&session))?;
-            header(&mut resp, clear_pending_cookie())?;
-            Ok(resp)
-        }
-        SecondStep::Wrong { attempts_left, .. } => {
-            state.throttle.fail(&key, from.as_deref());
-            state
-                .metrics
-                .signin_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if attempts_left == 0 {
-                return back_to_signin();
-            }
-            render_code(
-                req,
-                Some(
-                    "That code does not match. Enter the current code from your app, or a recovery code.",
-                ),
-                StatusCode::UNAUTHORIZED,
-            )
-        }
-        _ => back_to_signin(),
     }
 }

@@ -141,7 +141,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     };
     if second_factor::is_enrolled(&state.store, user.id).map_err(AppError::from)? {
         // The account's failure count is cleared only once the code step passes.
-        return super::second_factor::start_code_step(&state, &user, from);
+        return super::signin_code::start_code_step(&state, &user, from);
     }
     state.throttle.succeed(&account_key);
     let (token, _) = sessions::start_session(&state.store, &user, from).map_err(AppError::from)?;
