@@ -186,8 +186,15 @@ pub async fn confirm(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
         hashes,
         &keep,
         now_ms(&state),
-    )
-    .map_err(AppError::from)?;
+    );
+    let confirmed = match confirmed {
+        Ok(c) => c,
+        // Nothing waits for confirmation (for example a second submit of the form).
+        Err(StoreError::NotFound) => {
+            return Ok(Redirect::see_other("/account/second-factor").into_response());
+        }
+        Err(e) => return Err(AppError::from(e).into()),
+    };
     if !confirmed {
         let view = error_view(
             "code",
