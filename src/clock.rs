@@ -1,5 +1,6 @@
-//! The clock that decides when signed document links expire and when sign-in
-//! delays and blocks end.
+//! The clock that decides when signed document links, password reset links and
+//! pending sign-ins expire, which TOTP step is current, and when sign-in delays and
+//! blocks end.
 //!
 //! Guarantees: production code reads `SystemClock`; tests may start the server with
 //! an `OffsetClock` and move it forward, so expiry and cool-downs are tested without

@@ -73,6 +73,8 @@ pub struct Config {
     /// better on another disk or host).
     pub checkpoint_dir: Option<PathBuf>,
     pub checkpoint_interval_hours: u64,
+    /// Require a second factor of every user, not only agency admins and staff.
+    pub require_second_factor_for_all: bool,
 }
 
 impl Default for Config {
@@ -115,6 +117,7 @@ impl Default for Config {
             backup_keep: 7,
             checkpoint_dir: None,
             checkpoint_interval_hours: 24,
+            require_second_factor_for_all: false,
         }
     }
 }

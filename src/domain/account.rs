@@ -6,12 +6,10 @@ use uuid::Uuid;
 
 use super::order::FieldError;
 use super::order::{Discipline, PlanType};
+use super::password::{self, PasswordContext};
 use super::placement::ProviderProfile;
 use super::validate::{check_text, normalize_hcpcs, normalize_zip, valid_npi, valid_state};
 use super::{OrgKind, Role};
-
-pub const PASSWORD_MIN: usize = 12;
-pub const PASSWORD_MAX: usize = 128;
 
 fn err(field: &str, message: &str) -> FieldError {
     FieldError {
@@ -32,18 +30,6 @@ pub fn normalize_email(raw: &str) -> Option<String> {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && !domain.contains('@');
     ok.then_some(email)
-}
-
-/// Length rules for a new password (characters, not bytes; never truncated).
-pub fn check_password(password: &str) -> Result<(), &'static str> {
-    let n = password.chars().count();
-    if n < PASSWORD_MIN {
-        return Err("must be at least 12 characters");
-    }
-    if n > PASSWORD_MAX {
-        return Err("must be at most 128 characters");
-    }
-    Ok(())
 }
 
 fn required_text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
@@ -228,8 +214,9 @@ pub struct NewUser {
 }
 
 impl NewUserInput {
-    /// Checks the shape of every field; the caller checks that the organization exists
-    /// and fits the role, and hashes the password.
+    /// Checks the shape of every field and the password policy (a new user has no
+    /// second factor yet); the caller checks that the organization exists and fits
+    /// the role, and hashes the password.
     pub fn parse(&self) -> Result<NewUser, Vec<FieldError>> {
         let mut errors = Vec::new();
         let email = normalize_email(&self.email);
@@ -248,8 +235,13 @@ impl NewUserInput {
         if org_id.is_none() {
             errors.push(err("organization_id", "must be the id of an organization"));
         }
-        if let Err(m) = check_password(&self.password) {
-            errors.push(err("password", m));
+        let context = PasswordContext {
+            name: self.name.trim(),
+            email: email.as_deref().unwrap_or(self.email.trim()),
+            has_second_factor: false,
+        };
+        if let Err(e) = password::check(&self.password, &context) {
+            errors.push(e.field_error());
         }
         let phone = match check_text(&self.phone, 40, false) {
             Ok(v) => v,
@@ -284,13 +276,5 @@ mod tests {
         assert!(normalize_email("ann").is_none());
         assert!(normalize_email("ann@localhost").is_none());
         assert!(normalize_email("a b@example.org").is_none());
-    }
-
-    #[test]
-    fn passwords_count_characters_not_bytes() {
-        assert!(check_password("ééééééééééé").is_err());
-        assert!(check_password("éééééééééééé").is_ok());
-        assert!(check_password(&"x".repeat(129)).is_err());
-        assert!(check_password(&"😀".repeat(64)).is_ok());
     }
 }

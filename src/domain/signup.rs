@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::account::{check_password, normalize_email};
+use super::account::normalize_email;
 use super::order::FieldError;
 use super::validate::{check_text, normalize_phone};
 use super::{OrgKind, Role};
@@ -77,8 +77,15 @@ pub fn role_for(kind: OrgKind) -> Role {
 
 /// Why a new password is not acceptable, if it is not. Every form that sets a
 /// password asks here, so the policy lives in one place.
-pub fn new_password_problem(password: &str) -> Option<&'static str> {
-    check_password(password).err()
+pub fn new_password_problem(password: &str, name: &str, email: &str) -> Option<String> {
+    let ctx = super::password::PasswordContext {
+        name,
+        email,
+        has_second_factor: false,
+    };
+    super::password::check(password, &ctx)
+        .err()
+        .map(|e| e.to_string())
 }
 
 fn err(field: &str, message: &str) -> FieldError {
@@ -155,8 +162,9 @@ impl SignupInput {
             ));
         }
         let organization = text("organization", &self.organization, true, &mut errors);
-        if let Some(problem) = new_password_problem(&self.password) {
-            errors.push(err("password", problem));
+        let typed_email = email.as_deref().unwrap_or(self.email.trim());
+        if let Some(problem) = new_password_problem(&self.password, &name, typed_email) {
+            errors.push(err("password", &problem));
         } else if self.password != self.password_confirm {
             errors.push(err("password_confirm", "does not match the password"));
         }

@@ -318,6 +318,14 @@ impl<'s> AdminScope<'s> {
         }
     }
 
+    pub(crate) fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    pub(crate) fn caller(&self) -> &'s Caller {
+        self.caller
+    }
+
     pub fn users(&self) -> Result<Vec<User>> {
         let tx = self.store.read()?;
         Ok(tx

@@ -12,11 +12,13 @@ pub mod accounts;
 pub mod audit;
 pub mod backups;
 pub mod checkpoint;
+pub mod credentials;
 pub mod documents;
 pub mod orders;
 pub mod own_sessions;
 pub mod placement;
 pub mod search;
+pub mod second_factor;
 pub mod secrets;
 pub mod self_service;
 pub mod sessions;
@@ -71,8 +73,13 @@ pub(crate) const ORDER_DOCS_IDX: Def = TableDefinition::new("order_docs_idx");
 pub(crate) const ACCOUNT_QUEUE: Def = TableDefinition::new("account_queue");
 /// Failed sign-in counts and blocks, keyed by kind ‖ keyed hash (no emails).
 pub(crate) const SIGNIN_GUARD: Def = TableDefinition::new("signin_guard");
+/// Second factors by user id; pending sign-ins and reset links by the SHA-256 of
+/// their secret.
+pub(crate) const SECOND_FACTORS: Def = TableDefinition::new("second_factors");
+pub(crate) const PENDING_SIGNINS: Def = TableDefinition::new("pending_signins");
+pub(crate) const RESET_LINKS: Def = TableDefinition::new("reset_links");
 
-const ALL_TABLES: [Def; 24] = [
+const ALL_TABLES: [Def; 27] = [
     BOOTSTRAP,
     META,
     ORGS,
@@ -97,6 +104,9 @@ const ALL_TABLES: [Def; 24] = [
     ORDER_DOCS_IDX,
     ACCOUNT_QUEUE,
     SIGNIN_GUARD,
+    SECOND_FACTORS,
+    PENDING_SIGNINS,
+    RESET_LINKS,
 ];
 
 const K_FORMAT: Bytes = b"format_version";

@@ -21,6 +21,8 @@ pub enum AppError {
     /// A signed-up account not yet approved: pages send it to the waiting page.
     #[error("this account is waiting for approval")]
     AwaitingApproval,
+    #[error("set up a second factor first")]
+    SecondFactorRequired,
     #[error("the form expired or came from another site; go back, reload and try again")]
     Csrf,
     #[error("{0}")]
@@ -43,6 +45,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::SignInRequired => StatusCode::UNAUTHORIZED,
             AppError::AwaitingApproval => StatusCode::FORBIDDEN,
+            AppError::SecondFactorRequired => StatusCode::FORBIDDEN,
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -178,6 +181,7 @@ mod tests {
             (AppError::NotFound, 404),
             (AppError::SignInRequired, 401),
             (AppError::AwaitingApproval, 403),
+            (AppError::SecondFactorRequired, 403),
             (AppError::Csrf, 403),
             (AppError::BadRequest("x".into()), 400),
             (AppError::field("patient.dob", "is required"), 422),

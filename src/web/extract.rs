@@ -1,6 +1,8 @@
 //! Typed extractors: the only ways a handler learns who is calling.
 //!
-//! Guarantees: `Viewer` exists only for a live session of an active user (a pending
+//! Guarantees: `Viewer` exists only for a live session of an active user who owes
+//! no second factor (one who does is sent to enrol; only `SignedIn` and
+//! `SignedInPosted`, used by enrolment and sign-out, accept them; a pending
 //! account's session gets `AwaitingApproval`, which pages turn into a redirect to
 //! the waiting page); `AdminCap` only for an admin (anyone else gets the same 404 as
 //! a missing page, audited); `ApiCaller` only for a valid bearer token (wrong tokens
@@ -21,6 +23,7 @@ use crate::crypto;
 use crate::domain::Caller;
 use crate::store::accounts::{self, AdminScope, Standing, User};
 use crate::store::audit::{self, Event, Outcome};
+use crate::store::second_factor;
 use crate::store::sessions::{self, Session};
 
 pub const SESSION_COOKIE: &str = "__Host-ihms_session";
@@ -104,8 +107,10 @@ impl Viewer {
     }
 }
 
-impl<'a> FromRequest<'a> for Viewer {
-    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+impl Viewer {
+    /// The signed-in person, whether or not they still owe a second factor (only the
+    /// second-factor pages and sign-out take this; see `SignedIn`).
+    async fn load(req: &Request) -> poem::Result<Self> {
         let state = state(req)?;
         let token = cookie(req, SESSION_COOKIE).ok_or(AppError::SignInRequired)?;
         let cfg = &state.cfg;
@@ -133,6 +138,51 @@ impl<'a> FromRequest<'a> for Viewer {
             session,
             token: token.to_string(),
         })
+    }
+
+    /// Whether this user must enrol a second factor before reaching anything else.
+    pub fn owes_second_factor(&self, state: &AppState) -> Result<bool, AppError> {
+        let required = crate::domain::second_factor::required(
+            self.user.role,
+            state.cfg.require_second_factor_for_all,
+        );
+        Ok(required && !second_factor::is_enrolled(&state.store, self.user.id)?)
+    }
+}
+
+impl<'a> FromRequest<'a> for Viewer {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let viewer = Viewer::load(req).await?;
+        if viewer.owes_second_factor(&*state(req)?)? {
+            return Err(AppError::SecondFactorRequired.into());
+        }
+        Ok(viewer)
+    }
+}
+
+/// A signed-in person who may still owe a second factor: only for enrolling one and
+/// for signing out.
+pub struct SignedIn(pub Viewer);
+
+impl<'a> FromRequest<'a> for SignedIn {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(SignedIn(Viewer::load(req).await?))
+    }
+}
+
+/// A form posted by a `SignedIn` person, with its CSRF token checked.
+pub struct SignedInPosted {
+    pub viewer: Viewer,
+    pub form: FormFields,
+}
+
+impl<'a> FromRequest<'a> for SignedInPosted {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let viewer = Viewer::load(req).await?;
+        same_origin(req)?;
+        let form = FormFields(read_form(body).await?);
+        check_csrf(req, &viewer, form.get("csrf"))?;
+        Ok(SignedInPosted { viewer, form })
     }
 }
 

@@ -61,6 +61,8 @@ pub struct AppState {
     pub cert_days_left: Option<i64>,
     /// State of the timed jobs (scheduled backups).
     pub jobs: crate::backup::schedule::Jobs,
+    /// Decides when links, pending sign-ins and TOTP steps expire.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
@@ -82,8 +84,8 @@ impl AppState {
             cfg.signup_per_address_per_hour,
             Duration::from_secs(3600),
         );
-        let docs =
-            Documents::open(&store, clock, cfg.document_link_minutes).map_err(|e| e.to_string())?;
+        let docs = Documents::open(&store, clock.clone(), cfg.document_link_minutes)
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             store,
             cfg,
@@ -96,6 +98,7 @@ impl AppState {
             metrics: health::Metrics::default(),
             cert_days_left: None,
             jobs: Default::default(),
+            clock,
         })
     }
 
@@ -160,6 +163,12 @@ fn page_error(state: &AppState, err: poem::Error) -> Response {
             return Response::builder()
                 .status(StatusCode::SEE_OTHER)
                 .header("location", to)
+                .finish();
+        }
+        if matches!(app, AppError::SecondFactorRequired) {
+            return Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header("location", "/account/second-factor")
                 .finish();
         }
     }
@@ -293,6 +302,14 @@ fn loggable_path(path: &str) -> String {
         "email",
         "export",
         "delete-request",
+        "password",
+        "second-factor",
+        "confirm",
+        "replace",
+        "code",
+        "reset-link",
+        "reset",
+        "second-factor-reset",
     ];
     path.split('/')
         .map(|seg| {
@@ -363,6 +380,11 @@ mod tests {
             "/api/v1/orders/~"
         );
         assert_eq!(super::loggable_path("/orders/MRN2833706"), "/orders/~");
+        assert_eq!(
+            super::loggable_path("/reset/kQ2x-Secret_Link_Value"),
+            "/reset/~",
+            "a reset link's secret is never logged"
+        );
         let id = "01a23c3e-a243-771c-8447-d51a56d328fc";
         assert_eq!(
             super::loggable_path(&format!("/orders/{id}/lines/0/start")),

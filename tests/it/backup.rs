@@ -261,7 +261,7 @@ async fn a_backup_taken_while_orders_are_written_restores_exactly_the_snapshot()
     // A server on the restored directory shows what the source showed.
     let mut cfg = test_config(&target);
     cfg.data_dir = restored_dir.clone();
-    let restored = start(cfg, target, app.admin_token.clone()).await;
+    let restored = start(cfg, target, app.admin_token.clone(), app.totp.clone()).await;
     let after = all_orders(&restored, &restored.admin_token).await;
     for o in &before {
         assert!(after.contains(o), "order {} lost or changed", o["id"]);

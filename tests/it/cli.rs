@@ -171,7 +171,7 @@ fn misuse_is_one_clear_line_and_a_non_zero_exit() {
     let data = tmp.path().join("data");
     for (file, expect) in [
         (tmp.path().join("nope"), "cannot read password file"),
-        (tmp.path().join("short"), "at least 12"),
+        (tmp.path().join("short"), "password must be at least 15"),
     ] {
         if file.ends_with("short") {
             std::fs::write(&file, "short\n").expect("write");

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use ihms_connect::clock::OffsetClock;
+use ihms_connect::auth::totp;
+use ihms_connect::clock::{Clock, OffsetClock};
 use ihms_connect::config::Config;
 use ihms_connect::ops;
 use ihms_connect::web::AppState;
@@ -51,6 +52,9 @@ pub fn ca_client(ca_pem: &[u8], cookies: bool) -> Client {
         .expect("client")
 }
 
+/// Each enrolled user's TOTP secret and last used step, by email.
+pub type Authenticators = Arc<Mutex<HashMap<String, (Vec<u8>, u64)>>>;
+
 pub struct App {
     pub base: String,
     pub ca_pem: String,
@@ -61,6 +65,9 @@ pub struct App {
     pub clock: Arc<OffsetClock>,
     /// The running server's state (None once stopped).
     pub state: Option<Arc<AppState>>,
+    /// Each enrolled user's TOTP secret and the last step a code was used for, so
+    /// `sign_in` can answer the code step like an authenticator app.
+    pub totp: Authenticators,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -77,11 +84,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> App {
     std::fs::write(&pw, PASSWORD).expect("write password");
     ops::init(&cfg, ADMIN_EMAIL, "Ada Admin", &pw).expect("init");
     let admin_token = ops::create_token(&cfg, ADMIN_EMAIL, "tests").expect("token");
-    start(cfg, dir, admin_token).await
+    start(cfg, dir, admin_token, Default::default()).await
 }
 
 /// Starts a server on an existing data directory (`cfg.data_dir`, inside `dir`).
-pub async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
+pub async fn start(cfg: Config, dir: TempDir, admin_token: String, totp: Authenticators) -> App {
     let (tx, rx) = oneshot::channel::<()>();
     let clock = Arc::new(OffsetClock::default());
     let running = ops::start_with_clock(cfg.clone(), clock.clone(), async {
@@ -98,6 +105,7 @@ pub async fn start(cfg: Config, dir: TempDir, admin_token: String) -> App {
         dir,
         clock,
         state: Some(running.state),
+        totp,
         shutdown: Some(tx),
         task: Some(running.task),
     }
@@ -132,9 +140,10 @@ impl App {
             cfg,
             dir,
             admin_token,
+            totp,
             ..
         } = self;
-        start(cfg, dir, admin_token).await
+        start(cfg, dir, admin_token, totp).await
     }
 
     /// The running server's state, for `system_` helpers.
@@ -155,6 +164,80 @@ impl App {
     pub async fn get_json(&self, token: &str, path: &str) -> (StatusCode, Value) {
         json_of(self.client().get(self.url(path)).bearer_auth(token)).await
     }
+
+    /// A TOTP code for `email` that the server will take now: for a step later than
+    /// the last one used, moving the test clock on when both steps in reach are spent.
+    pub fn next_code(&self, email: &str) -> String {
+        const STEP_MS: u64 = totp::STEP_SECS * 1000;
+        let mut known = self.totp.lock().expect("totp lock");
+        let (secret, last) = known.get_mut(email).expect("enrolled through sign_in");
+        loop {
+            let now = self.clock.now_ms() as u64 / STEP_MS;
+            let step = (*last + 1).max(now);
+            if step <= now + 1 {
+                *last = step;
+                return totp::code_at(secret, (step * STEP_MS) as i64).expect("code");
+            }
+            self.clock
+                .advance(std::time::Duration::from_millis(STEP_MS));
+        }
+    }
+
+    /// Remembers a secret read from the enrolment page; gives the code to confirm it.
+    pub fn learn_secret(&self, email: &str, secret: Vec<u8>) -> String {
+        let mut known = self.totp.lock().expect("totp lock");
+        let last = known.get(email).map(|(_, l)| *l).unwrap_or(0);
+        known.insert(email.to_string(), (secret, last));
+        drop(known);
+        self.next_code(email)
+    }
+}
+
+/// The TOTP secret shown (base32, in groups) on an enrolment page.
+pub fn secret_on_page(html: &str) -> Vec<u8> {
+    let at = html.find("id=\"totp-secret\">").expect("secret shown") + "id=\"totp-secret\">".len();
+    let end = html[at..].find('<').expect("end") + at;
+    let b32: String = html[at..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    totp_rs::Secret::try_from_base32(&b32)
+        .expect("base32")
+        .as_bytes()
+        .to_vec()
+}
+
+/// The recovery codes shown once after enrolment.
+pub fn recovery_codes_on_page(html: &str) -> Vec<String> {
+    html.split("<code class=\"recovery-code\">")
+        .skip(1)
+        .filter_map(|s| s.split('<').next().map(str::to_string))
+        .collect()
+}
+
+/// Enrols a second factor for the signed-in `browser` as a person would: reads the
+/// key from the page, confirms with a code; gives the recovery codes.
+pub async fn enrol_second_factor(
+    app: &App,
+    browser: &Browser,
+    email: &str,
+    password: &str,
+) -> Vec<String> {
+    let (status, html) = browser.page("/account/second-factor").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<svg"), "QR code shown as inline SVG");
+    let code = app.learn_secret(email, secret_on_page(&html));
+    let resp = browser
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/confirm",
+            &[("password", password), ("code", &code)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "second factor confirmed");
+    let codes = recovery_codes_on_page(&resp.text().await.expect("html"));
+    assert_eq!(codes.len(), 10);
+    codes
 }
 
 /// Sends a request and returns its status and JSON body (null when not JSON).
@@ -230,6 +313,11 @@ pub async fn sign_in(app: &App, email: &str, password: &str) -> Browser {
         client: app.client(),
         base: app.base.clone(),
     };
+    sign_in_with(app, browser, email, password).await
+}
+
+/// `sign_in` from a browser set up by the caller (its own User-Agent, say).
+pub async fn sign_in_with(app: &App, browser: Browser, email: &str, password: &str) -> Browser {
     let resp = browser
         .submit(
             "/signin",
@@ -242,6 +330,21 @@ pub async fn sign_in(app: &App, email: &str, password: &str) -> Browser {
         StatusCode::SEE_OTHER,
         "sign-in of {email} should redirect"
     );
+    // Agency staff and admins need a second factor: enrolled at the first sign-in,
+    // asked for at every later one.
+    match resp.headers()["location"].to_str().expect("location") {
+        "/signin/code" => {
+            let code = app.next_code(email);
+            let resp = browser
+                .submit("/signin/code", "/signin/code", &[("code", &code)])
+                .await;
+            assert_eq!(resp.status(), StatusCode::SEE_OTHER, "code step of {email}");
+        }
+        "/account/second-factor" => {
+            enrol_second_factor(app, &browser, email, password).await;
+        }
+        _ => {}
+    }
     browser
 }
 

@@ -14,6 +14,8 @@ mod headers;
 mod order_page;
 mod orders_api;
 mod own_sessions;
+mod passwords;
+mod second_factor;
 mod self_service;
 mod sessions;
 mod signin_guard;

@@ -5,7 +5,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::{
-    ADMIN_EMAIL, App, Browser, PASSWORD, agency_id, create_user, input_value, sign_in, spawn_app,
+    ADMIN_EMAIL, App, Browser, PASSWORD, agency_id, create_user, input_value, sign_in,
+    sign_in_with, spawn_app,
 };
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -29,15 +30,7 @@ async fn sign_in_from(app: &App, email: &str, agent: &str) -> Browser {
         client,
         base: app.base.clone(),
     };
-    let resp = browser
-        .submit(
-            "/signin",
-            "/signin",
-            &[("email", email), ("password", PASSWORD)],
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    browser
+    sign_in_with(app, browser, email, PASSWORD).await
 }
 
 /// The public id in the end form of the row whose device reads `device`.

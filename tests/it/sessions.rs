@@ -95,6 +95,13 @@ async fn a_replayed_session_cookie_is_dead_after_sign_out() {
         .send()
         .await
         .expect("post");
+    // The admin has a second factor (enrolled by `sign_in` above): the session
+    // starts at the code step.
+    assert_eq!(resp.headers()["location"], "/signin/code");
+    let code = app.next_code(ADMIN_EMAIL);
+    let resp = raw
+        .submit("/signin/code", "/signin/code", &[("code", &code)])
+        .await;
     let cookie = resp
         .headers()
         .get_all("set-cookie")

@@ -399,6 +399,20 @@ async fn the_first_admin_is_created_with_the_printed_setup_code() {
     let right: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let resp = b.submit("/setup", "/setup", &right).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // An admin sets up a second factor before anything else.
+    assert_eq!(resp.headers()["location"], "/account/second-factor");
+    let (_, html) = b.page("/account/second-factor").await;
+    let secret = crate::common::secret_on_page(&html);
+    let code =
+        ihms_connect::auth::totp::code_at(&secret, ihms_connect::store::now_ms()).expect("code");
+    let resp = b
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/confirm",
+            &[("password", PASSWORD), ("code", &code)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         b.page("/admin/users").await.0,
         StatusCode::OK,

@@ -9,8 +9,11 @@ mod my_account;
 pub(crate) mod order_detail;
 pub(crate) mod orders;
 mod own_sessions;
+mod password;
 mod queues;
+mod second_factor;
 mod session;
+mod signin_code;
 mod signup;
 mod steps;
 
@@ -20,6 +23,10 @@ pub fn routes() -> Route {
     Route::new()
         .at("/", get(session::home))
         .at("/signin", get(session::signin_page).post(session::signin))
+        .at(
+            "/signin/code",
+            get(signin_code::code_page).post(signin_code::code),
+        )
         .at("/signout", post(session::signout))
         .at("/setup", get(session::setup_page).post(session::setup))
         .at("/signup", get(signup::signup_page).post(signup::signup))
@@ -85,4 +92,29 @@ pub fn routes() -> Route {
             "/account/sessions/end-others",
             post(own_sessions::end_others),
         )
+        .at("/account/second-factor", get(second_factor::page))
+        .at(
+            "/account/second-factor/confirm",
+            post(second_factor::confirm),
+        )
+        .at(
+            "/account/second-factor/replace",
+            post(second_factor::replace),
+        )
+        .at(
+            "/account/second-factor/disable",
+            post(second_factor::disable),
+        )
+        .at("/account/second-factor/cancel", post(second_factor::cancel))
+        .at(
+            "/account/password",
+            get(password::page).post(password::change),
+        )
+        .at("/admin/users/:id/reset-link", post(password::issue_link))
+        .at(
+            "/admin/users/:id/second-factor-reset",
+            post(second_factor::admin_reset),
+        )
+        .at("/reset/:secret", get(password::reset_page))
+        .at("/reset", post(password::reset))
 }

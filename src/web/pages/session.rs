@@ -11,12 +11,12 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Serialize;
 
 use crate::crypto;
-use crate::domain::account::{NewUserInput, check_password, normalize_email};
+use crate::domain::account::{NewUserInput, normalize_email};
 use crate::store::audit::{self, Event, Outcome};
-use crate::store::{accounts, sessions};
+use crate::store::{accounts, second_factor, sessions};
 use crate::web::error::AppError;
 use crate::web::extract::{
-    AnonPosted, PRE_COOKIE, Posted, anon_csrf, clear_session_cookie, cookie, pre_cookie,
+    AnonPosted, PRE_COOKIE, SignedInPosted, anon_csrf, clear_session_cookie, cookie, pre_cookie,
     session_cookie, source, state,
 };
 
@@ -153,6 +153,10 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
             );
         }
     };
+    if second_factor::is_enrolled(&state.store, user.id).map_err(AppError::from)? {
+        // The account's failure count is cleared only once the code step passes.
+        return super::signin_code::start_code_step(&state, &user, from);
+    }
     state
         .throttle
         .record_success(&account_key)
@@ -163,7 +167,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     let landing = if user.state.is_pending() {
         "/signup/pending"
     } else {
-        "/orders"
+        super::second_factor::landing(&state, &user)?
     };
     let mut resp = Redirect::see_other(landing).into_response();
     resp.headers_mut().append(
@@ -176,7 +180,7 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
 }
 
 #[handler]
-pub async fn signout(req: &Request, posted: Posted) -> poem::Result<Response> {
+pub async fn signout(req: &Request, posted: SignedInPosted) -> poem::Result<Response> {
     let state = state(req)?;
     let v = &posted.viewer;
     sessions::end_session(&state.store, &v.token, &v.caller).map_err(AppError::from)?;
@@ -299,14 +303,6 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
             "does not match the password",
         );
     }
-    if check_password(form.get("password")).is_err() && !view.errors.contains_key("password") {
-        add(
-            &mut view,
-            "password",
-            "Password",
-            "must be at least 12 characters",
-        );
-    }
     let new = match parsed {
         Ok(new) if view.errors.is_empty() => new,
         _ => {
@@ -340,7 +336,8 @@ pub async fn setup(req: &Request, posted: AnonPosted) -> poem::Result<Response> 
     let device = crate::domain::device::summary(req.header("user-agent"));
     let (token, _) = sessions::start_session_from(&state.store, &user, source(req), &device)
         .map_err(AppError::from)?;
-    let mut resp = Redirect::see_other("/admin/organizations").into_response();
+    let landing = super::second_factor::landing(&state, &user)?;
+    let mut resp = Redirect::see_other(landing).into_response();
     resp.headers_mut().append(
         "set-cookie",
         session_cookie(&token)
