@@ -95,6 +95,7 @@ fn run(count: usize) -> (Duration, Duration) {
             warnings: warnings.clone(),
             provider_access: Vec::new(),
             workflow: Default::default(),
+            legal_hold: None,
         });
         if batch.len() == 2_000 || i + 1 == count {
             system_import(

@@ -82,6 +82,7 @@ fn main() {
                 warnings,
                 provider_access: Vec::new(),
                 workflow: Default::default(),
+                legal_hold: None,
             }
         })
         .collect();

@@ -1,6 +1,6 @@
 //! What the service does on timers: scheduled backups to the configured directory
 //! (keeping the newest `backup_keep`), signed audit checkpoints, and the daily
-//! retention job.
+//! retention job (`crate::retention`).
 //!
 //! Guarantees: a failed scheduled backup leaves no file behind, is logged and
 //! audited, and shows on `/healthz` and the admin audit page until the next success;
@@ -199,7 +199,13 @@ pub fn spawn(state: Arc<AppState>, tick: Duration) -> tokio::task::JoinHandle<()
                 last_retention = Some(now);
                 let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = crate::retention::run(&s.store, &s.cfg, crate::store::now_ms())
+                    let shred = |id| {
+                        if let Err(e) = s.docs.shred(id) {
+                            tracing::error!(error = %e, "a purged document's file could not be shredded; it is retried at the next start");
+                        }
+                    };
+                    if let Err(e) =
+                        crate::retention::run(&s.store, &s.cfg, crate::store::now_ms(), &shred)
                     {
                         tracing::error!(error = %e, "retention job failed");
                     }

@@ -17,6 +17,7 @@ pub mod documents;
 pub mod orders;
 pub mod own_sessions;
 pub mod placement;
+pub mod retention;
 pub mod search;
 pub mod second_factor;
 pub mod secrets;

@@ -36,6 +36,17 @@ pub struct OrderRecord {
     /// Coverage, lines, offers and the timeline.
     #[serde(default)]
     pub workflow: Workflow,
+    /// While set, the retention job keeps this order whatever its age.
+    #[serde(default)]
+    pub legal_hold: Option<LegalHold>,
+}
+
+/// A legal hold: who placed it, when, and why (staff-only text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegalHold {
+    pub by: Uuid,
+    pub at_ms: i64,
+    pub reason: String,
 }
 
 /// The visibility rule of the domain, written once.
@@ -157,7 +168,7 @@ pub(crate) fn scope_prefix(party: Party) -> [u8; 17] {
     out
 }
 
-fn idx_key(party: Party, status: u8, id: &Uuid) -> Vec<u8> {
+pub(crate) fn idx_key(party: Party, status: u8, id: &Uuid) -> Vec<u8> {
     let mut k = Vec::with_capacity(34);
     k.extend_from_slice(&scope_prefix(party));
     k.push(status);
@@ -178,7 +189,10 @@ pub(crate) fn scope_parties(rec: &OrderRecord) -> Vec<Party> {
 /// Every index key an order is listed under: one per party that may see it, both
 /// unfiltered and under its current status, plus its search terms in that party's
 /// scope.
-fn index_keys(keys: &crate::crypto::Keys, rec: &OrderRecord) -> Vec<(super::Def, Vec<u8>)> {
+pub(crate) fn index_keys(
+    keys: &crate::crypto::Keys,
+    rec: &OrderRecord,
+) -> Vec<(super::Def, Vec<u8>)> {
     let mut out = Vec::new();
     let terms = search::terms(rec);
     for party in scope_parties(rec) {
@@ -414,6 +428,7 @@ impl<'s> OrderScope<'s> {
                 }],
                 ..Workflow::default()
             },
+            legal_hold: None,
         };
         put_record(&tx, &rec)?;
         audit::append(

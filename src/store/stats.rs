@@ -17,7 +17,7 @@ use super::{ANSWER_TIME_IDX, OPEN_OFFERS_IDX, PLACEMENT_TIME_IDX, ReadTx, Result
 use crate::domain::placement::OfferStatus;
 use crate::domain::{Party, Status};
 
-fn count_key(party: Party, status: Status) -> Vec<u8> {
+pub(crate) fn count_key(party: Party, status: Status) -> Vec<u8> {
     let mut k = b"count:".to_vec();
     k.extend_from_slice(&scope_prefix(party));
     k.push(status.code());

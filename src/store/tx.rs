@@ -121,6 +121,26 @@ impl<'s> WriteTx<'s> {
         Self { tx, keys }
     }
 
+    /// Every raw (key, sealed value) of a table as this transaction sees it. Collect
+    /// what to change and change it after the scan returns.
+    pub fn raw_scan_write(
+        &self,
+        def: Def,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let table = self.tx.open_table(def)?;
+        for item in table.iter()? {
+            let (k, v) = item?;
+            f(k.value(), v.value())?;
+        }
+        Ok(())
+    }
+
+    /// Opens one raw value read by `raw_scan_write`.
+    pub fn open_raw<T: DeserializeOwned>(&self, def: Def, key: &[u8], sealed: &[u8]) -> Result<T> {
+        open_value(self.keys, def, key, sealed)
+    }
+
     pub fn keys(&self) -> &Keys {
         self.keys
     }

@@ -38,6 +38,7 @@ pub fn routes() -> Route {
         .at("/dashboard", get(super::api_workflow::dashboard))
         .at("/orders/:id", get(get_order))
         .at("/orders/:id/fit", get(super::api_workflow::fit))
+        .at("/orders/:id/legal-hold", post(legal_hold))
         .at("/orders/:id/:step", post(super::api_workflow::order_step))
         .at(
             "/orders/:id/lines/:line/:step",
@@ -143,6 +144,9 @@ pub fn order_out(party: Party, rec: &OrderRecord) -> serde_json::Value {
         map.insert("created_at".into(), json!(rfc3339(view.created_ms)));
         map.insert("updated_at".into(), json!(rfc3339(view.updated_ms)));
         map.insert("warnings".into(), json!(view.warnings));
+        if party == Party::Agency {
+            map.insert("legal_hold".into(), hold_out(rec));
+        }
         let wf = &view.workflow;
         let line_out: Vec<serde_json::Value> = lines
             .iter()
@@ -258,6 +262,52 @@ async fn get_order(
     let id = id_or_refuse(&id, || scope.refuse("order.view"))?;
     let rec = scope.get(id).map_err(AppError::from)?;
     Ok(Json(order_out(api.caller.party(), &rec)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldInput {
+    hold: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Places (`hold: true` with a `reason`) or lifts a legal hold; agency admins only.
+#[handler]
+async fn legal_hold(
+    req: &Request,
+    api: ApiCaller,
+    Path(id): Path<String>,
+    body: Body,
+) -> poem::Result<Response> {
+    let state = state(req)?;
+    let id = path_id(&id)?;
+    let input: HoldInput = json_body(body).await?;
+    let reason = match input.hold {
+        true => {
+            let reason = input.reason.unwrap_or_default().trim().to_string();
+            let n = reason.chars().count();
+            if n == 0 || n > 500 || reason.chars().any(char::is_control) {
+                return Err(AppError::field(
+                    "reason",
+                    "give the reason in 1 to 500 characters on one line",
+                )
+                .into());
+            }
+            Some(reason)
+        }
+        false => None,
+    };
+    let rec = crate::store::retention::set_legal_hold(&state.store, &api.caller, id, reason)
+        .map_err(AppError::from)?;
+    Ok(Json(json!({ "id": rec.id, "legal_hold": hold_out(&rec) })).into_response())
+}
+
+fn hold_out(rec: &OrderRecord) -> serde_json::Value {
+    match &rec.legal_hold {
+        Some(h) => json!({ "since": rfc3339(h.at_ms), "by": h.by, "reason": h.reason }),
+        None => serde_json::Value::Null,
+    }
 }
 
 fn path_id(id: &str) -> Result<Uuid, AppError> {

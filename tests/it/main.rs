@@ -15,6 +15,7 @@ mod order_page;
 mod orders_api;
 mod own_sessions;
 mod passwords;
+mod retention;
 mod second_factor;
 mod self_service;
 mod sessions;
