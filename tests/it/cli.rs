@@ -54,6 +54,11 @@ fn every_command_has_help() {
         vec!["tls", "export-ca", "--help"],
         vec!["documents", "export-identity", "--help"],
         vec!["documents", "rotate-link-key", "--help"],
+        vec!["audit", "checkpoint", "--help"],
+        vec!["backup", "export", "--help"],
+        vec!["backup", "verify", "--help"],
+        vec!["backup", "restore", "--help"],
+        vec!["backup", "keygen", "--help"],
     ] {
         let out = bin().args(&args).output().expect("run");
         assert!(out.status.success(), "{args:?}");
