@@ -103,6 +103,10 @@ impl Viewer {
                 .flatten()
                 .map(|(signups, deletions)| super::view::QueueCounts { signups, deletions })
                 .unwrap_or_default(),
+            ops_alert: (self.user.role == crate::domain::Role::Admin)
+                .then(|| state.jobs.failure())
+                .flatten()
+                .map(|why| format!("the last scheduled backup failed ({why}). It is retried within the hour; see /healthz.")),
         }
     }
 }

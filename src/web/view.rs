@@ -68,6 +68,8 @@ pub struct Base {
     pub inbox_count: usize,
     /// Agency users: accounts waiting for them (nav and dashboard badges).
     pub queues: QueueCounts,
+    /// Admins: an operational problem to act on (a failed scheduled backup).
+    pub ops_alert: Option<String>,
 }
 
 /// Sign-ups awaiting approval and deletion requests awaiting an admin (counts only).

@@ -512,4 +512,8 @@ async fn scheduled_backups_keep_the_newest_and_failures_show_on_health() {
         body["warnings"].to_string().contains("backup failed"),
         "{body}"
     );
+    // And on the admin's pages.
+    let admin = crate::common::sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let (_, html) = admin.page("/orders").await;
+    assert!(html.contains("the last scheduled backup failed"), "{html}");
 }
