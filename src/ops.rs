@@ -309,10 +309,7 @@ pub fn backup_export(
             let manifest =
                 backup::export_store(&store, &extras, out, &protect, &|n| progress.update(n))?;
             progress.finish();
-            backup::write_checkpoint_to(
-                &backup::checkpoint_dir(&store, cfg),
-                &manifest.checkpoint,
-            )?;
+            backup::keep_backup_checkpoint(&store, cfg, &manifest.checkpoint);
             backups::record(
                 &store,
                 &LastBackup {

@@ -179,10 +179,7 @@ fn snapshot(state: &AppState, out: &mut dyn Write) -> Result<Manifest, BackupErr
         Event::anonymous("backup.snapshot", Some("control".into()), Outcome::Ok)
             .object(manifest.records()),
     )?;
-    super::write_checkpoint_to(
-        &super::checkpoint_dir(&state.store, &state.cfg),
-        &manifest.checkpoint,
-    )?;
+    super::keep_backup_checkpoint(&state.store, &state.cfg, &manifest.checkpoint);
     Ok(manifest)
 }
 

@@ -326,8 +326,8 @@ pub fn extras(cfg: &Config) -> Result<archive::Extras, BackupError> {
 }
 
 /// Writes a backup of an open store to `out`, producing the snapshot on a second
-/// thread while this one encrypts (the two halves run in parallel). `hold` runs for
-/// the whole snapshot (the service keeps document files from being shredded).
+/// thread while this one encrypts (the two halves run in parallel). A running
+/// service takes `Documents::hold_files` around this call.
 pub fn export_store(
     store: &Store,
     extras: &archive::Extras,
@@ -352,7 +352,6 @@ pub fn export_store(
         Ok::<_, BackupError>(manifest)
     })?;
     output.finish()?;
-    write_checkpoint_file(store, &manifest.checkpoint)?;
     Ok(manifest)
 }
 
@@ -363,20 +362,31 @@ pub fn checkpoint_dir(store: &Store, cfg: &Config) -> PathBuf {
         .unwrap_or_else(|| store.dir().join("checkpoints"))
 }
 
-/// Saves a checkpoint as `checkpoint-<entries>-<ms>.json` in the store's checkpoint
-/// directory (`<data_dir>/checkpoints`).
-pub fn write_checkpoint_file(
+/// Saves the checkpoint a backup recorded beside the other checkpoints. The backup
+/// is complete without it (its manifest holds the checkpoint too), so a failure is
+/// reported on stderr and in the log rather than failing the backup.
+pub fn keep_backup_checkpoint(
     store: &Store,
+    cfg: &Config,
     cp: &crate::store::checkpoint::Checkpoint,
-) -> Result<PathBuf, BackupError> {
-    write_checkpoint_to(&store.dir().join("checkpoints"), cp)
+) {
+    let dir = checkpoint_dir(store, cfg);
+    if let Err(e) = write_checkpoint_to(&dir, cp) {
+        tracing::warn!(error = %e, "the backup's checkpoint could not be saved");
+        eprintln!(
+            "warning: the backup's checkpoint could not be saved in {}: {e}",
+            dir.display()
+        );
+    }
 }
 
+/// Saves a checkpoint as `checkpoint-<entries>-<ms>.json` in `dir` (mode 0700).
 pub fn write_checkpoint_to(
     dir: &Path,
     cp: &crate::store::checkpoint::Checkpoint,
 ) -> Result<PathBuf, BackupError> {
     fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let path = dir.join(format!("checkpoint-{:010}-{}.json", cp.entries, cp.at_ms));
     let text = serde_json::to_string_pretty(cp).map_err(|e| BackupError::Io(e.into()))?;
     let tmp = path.with_extension("json.partial");

@@ -100,10 +100,7 @@ pub fn backup_now(state: &AppState) -> Result<PathBuf, BackupError> {
     let manifest = super::export_store(&state.store, &extras, &out, &protect, &|_| {});
     drop(hold);
     let manifest = manifest?;
-    super::write_checkpoint_to(
-        &super::checkpoint_dir(&state.store, &state.cfg),
-        &manifest.checkpoint,
-    )?;
+    super::keep_backup_checkpoint(&state.store, &state.cfg, &manifest.checkpoint);
     backups::record(
         &state.store,
         &LastBackup {
