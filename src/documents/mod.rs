@@ -186,13 +186,22 @@ impl Documents {
     /// Shreds a document's file (blocking), or puts it off while a backup holds the
     /// files. A file already gone is not an error.
     pub fn shred(&self, id: Uuid) -> io::Result<()> {
-        if let Ok(mut h) = self.holds.lock() {
-            if h.count > 0 {
-                h.deferred.push(id);
-                return Ok(());
-            }
+        if self.defer_if_held(id) {
+            return Ok(());
         }
         shred_file(&self.path_of(id))
+    }
+
+    /// Puts off shredding document `id` if a backup holds the files; true if it did.
+    /// Otherwise the caller shreds `path_of(id)` now (on a blocking thread).
+    pub fn defer_if_held(&self, id: Uuid) -> bool {
+        match self.holds.lock() {
+            Ok(mut h) if h.count > 0 => {
+                h.deferred.push(id);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Keeps document files from being shredded until the hold is dropped. Take it

@@ -304,6 +304,9 @@ pub async fn remove(
         Err(m) => return Err(AppError::field("reason", m)),
     };
     let doc = scope.remove(id, &reason)?;
+    if state.docs.defer_if_held(id) {
+        return Ok(doc);
+    }
     let path = state.docs.path_of(id);
     let shredded = tokio::task::spawn_blocking(move || shred_file(&path)).await;
     if !matches!(shredded, Ok(Ok(()))) {

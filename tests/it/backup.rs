@@ -517,3 +517,28 @@ async fn scheduled_backups_keep_the_newest_and_failures_show_on_health() {
     let (_, html) = admin.page("/orders").await;
     assert!(html.contains("the last scheduled backup failed"), "{html}");
 }
+
+#[tokio::test]
+async fn a_document_removed_while_a_backup_reads_the_files_is_shredded_after_it() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    let doc = upload_ok(&app, &w.fac2_token, &order, sample_pdf(), "face.pdf").await;
+    let file = app
+        .cfg
+        .data_dir
+        .join("documents")
+        .join(format!("{doc}.age"));
+    let hold = app.state().docs.hold_files();
+    let (status, _) = app
+        .post_json(
+            &w.fac2_token,
+            &format!("/api/v1/documents/{doc}/delete"),
+            &json!({"reason": "wrong patient"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(file.exists(), "kept while the backup reads it");
+    drop(hold);
+    assert!(!file.exists(), "shredded once the backup is done");
+}
