@@ -330,6 +330,19 @@ pub fn backup_export(
     ))
 }
 
+/// The key that opens a backup file, and progress sized to the file.
+fn opening(
+    file: &Path,
+    identity: Option<&Path>,
+    passphrase_file: Option<&Path>,
+    label: &'static str,
+    quiet: bool,
+) -> Result<(backup::Unlock, backup::progress::Reporter)> {
+    let unlock = backup::Unlock::choose(identity, passphrase_file)?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    Ok((unlock, backup::progress::Reporter::new(label, size, quiet)))
+}
+
 /// `backup verify`: the summary line of an intact backup.
 pub fn backup_verify(
     file: &Path,
@@ -337,9 +350,7 @@ pub fn backup_verify(
     passphrase_file: Option<&Path>,
     quiet: bool,
 ) -> Result<String> {
-    let unlock = backup::Unlock::choose(identity, passphrase_file)?;
-    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let progress = backup::progress::Reporter::new("verify", size, quiet);
+    let (unlock, progress) = opening(file, identity, passphrase_file, "verify", quiet)?;
     let manifest = backup::restore::verify(file, &unlock, &|n| progress.update(n))?;
     progress.finish();
     Ok(format!(
@@ -359,9 +370,7 @@ pub fn backup_restore(
     passphrase_file: Option<&Path>,
     quiet: bool,
 ) -> Result<String> {
-    let unlock = backup::Unlock::choose(identity, passphrase_file)?;
-    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let progress = backup::progress::Reporter::new("restore", size, quiet);
+    let (unlock, progress) = opening(file, identity, passphrase_file, "restore", quiet)?;
     let restored = backup::restore::restore(file, &unlock, dir, &|n| progress.update(n))?;
     progress.finish();
     Ok(format!(

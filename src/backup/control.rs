@@ -108,34 +108,11 @@ fn handle(state: &AppState, stream: UnixStream) -> io::Result<()> {
             let result = snapshot(state, &mut out);
             // End of frames, then the status.
             out.write_all(&0u32.to_be_bytes())?;
-            let reply = match result {
-                Ok(manifest) => Reply {
-                    ok: true,
-                    manifest: Some(manifest),
-                    ..Reply::default()
-                },
-                Err(e) => Reply {
-                    ok: false,
-                    error: Some(e.to_string()),
-                    ..Reply::default()
-                },
-            };
-            reply_line(&mut out, &reply)
+            reply_line(&mut out, &answer(result, |r, m| r.manifest = Some(m)))
         }
         "checkpoint" => {
-            let reply = match super::schedule::checkpoint_now(state) {
-                Ok(cp) => Reply {
-                    ok: true,
-                    checkpoint: Some(cp),
-                    ..Reply::default()
-                },
-                Err(e) => Reply {
-                    ok: false,
-                    error: Some(e.to_string()),
-                    ..Reply::default()
-                },
-            };
-            reply_line(&mut out, &reply)
+            let result = super::schedule::checkpoint_now(state);
+            reply_line(&mut out, &answer(result, |r, cp| r.checkpoint = Some(cp)))
         }
         _ => reply_line(
             &mut out,
@@ -146,6 +123,19 @@ fn handle(state: &AppState, stream: UnixStream) -> io::Result<()> {
             },
         ),
     }
+}
+
+/// The status line for a finished request: its result, or its error.
+fn answer<T>(result: Result<T, BackupError>, put: impl FnOnce(&mut Reply, T)) -> Reply {
+    let mut reply = Reply::default();
+    match result {
+        Ok(value) => {
+            reply.ok = true;
+            put(&mut reply, value);
+        }
+        Err(e) => reply.error = Some(e.to_string()),
+    }
+    reply
 }
 
 /// Writes the framed snapshot and audits it.
