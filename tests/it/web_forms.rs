@@ -334,23 +334,238 @@ async fn admins_manage_organizations_and_users_in_the_web_ui() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// The tags of a page in order: (name, attribute text), good enough for the server's
+/// own escaped markup (attribute values never hold `<` or `>`).
+fn tags(html: &str) -> Vec<(String, String)> {
+    html.split('<')
+        .skip(1)
+        .filter_map(|chunk| {
+            let tag = chunk.split('>').next()?;
+            let name: String = tag
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '/')
+                .collect();
+            (!name.is_empty()).then(|| (name.to_ascii_lowercase(), tag[name.len()..].to_string()))
+        })
+        .collect()
+}
+
+/// The value of `attr` in a tag's attribute text.
+fn attr<'a>(attrs: &'a str, attr: &str) -> Option<&'a str> {
+    let needle = format!(" {attr}=\"");
+    let at = attrs.find(&needle)? + needle.len();
+    attrs[at..].split('"').next()
+}
+
+/// Checks what every page must hold for people using a keyboard or a screen reader:
+/// one `h1`; unique ids; a label tied to every visible control; in-page links and ARIA
+/// references that point at something; a form token in every form that posts.
+fn assert_well_formed(path: &str, html: &str) {
+    assert!(html.contains("</html>"), "{path} rendered fully");
+    let tags = tags(html);
+    let h1s = tags.iter().filter(|(n, _)| n == "h1").count();
+    assert_eq!(h1s, 1, "{path} has one h1");
+    let mut ids = std::collections::HashSet::new();
+    for (_, a) in &tags {
+        if let Some(id) = attr(a, "id") {
+            assert!(ids.insert(id.to_string()), "{path}: id {id} is used twice");
+        }
+    }
+    let labelled: std::collections::HashSet<&str> = tags
+        .iter()
+        .filter(|(n, _)| n == "label")
+        .filter_map(|(_, a)| attr(a, "for"))
+        .collect();
+    for (name, a) in &tags {
+        let control = match name.as_str() {
+            "input" => !matches!(attr(a, "type"), Some("hidden" | "submit")),
+            "select" | "textarea" => true,
+            _ => false,
+        };
+        if control {
+            let id = attr(a, "id").unwrap_or_else(|| panic!("{path}: <{name}{a}> has no id"));
+            assert!(labelled.contains(id), "{path}: {id} has no label");
+        }
+        for list in ["aria-describedby", "aria-labelledby"] {
+            for id in attr(a, list).unwrap_or("").split_whitespace() {
+                assert!(ids.contains(id), "{path}: {list} names missing {id}");
+            }
+        }
+        if let Some(target) = attr(a, "href").and_then(|h| h.strip_prefix('#')) {
+            assert!(ids.contains(target), "{path}: link to missing #{target}");
+        }
+    }
+    for form in html.split("<form").skip(1) {
+        let form = form.split("</form>").next().unwrap_or("");
+        if form.contains("method=\"post\"") {
+            assert!(
+                form.contains("name=\"csrf\""),
+                "{path}: a form posts without its token"
+            );
+        }
+    }
+}
+
 #[tokio::test]
-async fn every_page_renders_for_the_roles_that_may_see_it() {
-    let app = spawn_app().await;
+async fn every_page_renders_well_formed_for_the_roles_that_may_see_it() {
+    let app = crate::common::spawn_app_with(|c| c.signin_max_failures = 2).await;
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let orgs = create_fixture_orgs(&app).await;
+    let planner_id = create_user(
+        &app,
+        "planner@gulfcoast.test",
+        "facility_user",
+        &orgs["fac2"],
+    )
+    .await;
+    let planner = sign_in(&app, "planner@gulfcoast.test", PASSWORD).await;
+    let visitor = || crate::signup::visitor(&app);
+
+    // Something in every queue: a sign-up, a deletion request and a blocked email.
+    let resp = crate::signup::sign_up(
+        &app,
+        "Rita Requester",
+        "rita@brightcare.test",
+        "home_health",
+        "BrightCare Home Health",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "sign-up sent");
+    let resp = planner
+        .submit("/account", "/account/delete-request", &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "deletion asked for");
+    let blocked = visitor();
+    for _ in 0..2 {
+        let resp = blocked
+            .submit(
+                "/signin",
+                "/signin",
+                &[
+                    ("email", "nobody@nowhere.test"),
+                    ("password", "not the password at all"),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+
     for path in [
         "/orders",
         "/orders/new",
+        "/dashboard",
         "/admin/users",
         "/admin/organizations",
         "/admin/audit",
-        "/account/tokens",
         "/admin/audit?action=signin&outcome=ok",
+        "/admin/signups",
+        "/admin/deletions",
+        "/admin/blocked",
+        "/account",
+        "/account/password",
+        "/account/second-factor",
+        "/account/sessions",
+        "/account/tokens",
     ] {
         let (status, html) = admin.page(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
-        assert!(html.contains("</html>"), "{path} rendered fully");
+        assert_well_formed(path, &html);
     }
+    let (_, dashboard) = admin.page("/dashboard").await;
+    assert!(
+        dashboard.contains("1 sign-up awaits approval"),
+        "queue counts on the dashboard"
+    );
+    assert!(dashboard.contains("1 deletion request to process"));
+
+    // A person without a second factor sees the set-up (QR code and key).
+    let (status, html) = planner.page("/account/second-factor").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"totp-secret\""), "the enrolment form");
+    assert_well_formed("/account/second-factor (enrol)", &html);
+    // Refused forms: each error in the summary links to its field.
+    for (page, action, fields) in [
+        (
+            "/account/password",
+            "/account/password",
+            vec![
+                ("current_password", PASSWORD),
+                ("password", "short"),
+                ("password_confirm", "other"),
+            ],
+        ),
+        (
+            "/account",
+            "/account/email",
+            vec![("new_email", "not-an-email"), ("current_password", "wrong")],
+        ),
+        (
+            "/account/tokens",
+            "/account/tokens",
+            vec![("name", "  "), ("expires_days", "90")],
+        ),
+    ] {
+        let resp = planner.submit(page, action, &fields).await;
+        let html = resp.text().await.expect("html");
+        assert!(html.contains("error-summary"), "{action} names the problem");
+        assert_well_formed(action, &html);
+    }
+
+    // Pages seen before signing in, and the code step of a sign-in.
+    for path in ["/signin", "/signup"] {
+        let (status, html) = visitor().page(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_well_formed(path, &html);
+    }
+    let pending = visitor();
+    let resp = pending
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", "rita@brightcare.test"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(resp.headers()["location"], "/signup/pending");
+    let (status, html) = pending.page("/signup/pending").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Rita Requester"),
+        "the signed-in waiting page"
+    );
+    assert_well_formed("/signup/pending", &html);
+    let coded = visitor();
+    let resp = coded
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", ADMIN_EMAIL), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(resp.headers()["location"], "/signin/code");
+    let (status, html) = coded.page("/signin/code").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_well_formed("/signin/code", &html);
+
+    // The reset link shown once to the admin, and the page it opens.
+    let resp = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{planner_id}/reset-link"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.expect("html");
+    assert_well_formed("/admin/users/{id}/reset-link", &html);
+    let at = html.find("id=\"reset-link\">").expect("link shown") + "id=\"reset-link\">".len();
+    let link = html[at..at + html[at..].find('<').expect("end")].replace("&#x2f;", "/");
+    let reset = link[link.find("/reset/").expect("path")..]
+        .trim()
+        .to_string();
+    let (status, html) = visitor().page(&reset).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_well_formed("/reset/{secret}", &html);
+
     let (status, html) = admin.page("/no/such/page").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("</html>"));
@@ -486,4 +701,42 @@ async fn disabling_an_organization_locks_out_its_users_at_once() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "no new sign-in");
     let (status, _) = app.get_json(&w.fac3_token, "/api/v1/orders").await;
     assert_eq!(status, StatusCode::OK, "other organizations are unaffected");
+}
+
+#[tokio::test]
+async fn a_browser_form_post_with_a_null_origin_from_the_same_site_is_accepted() {
+    // Under `Referrer-Policy: no-referrer` Chromium and Firefox send `Origin: null` on
+    // every form post, with `Sec-Fetch-Site: same-origin`.
+    let app = spawn_app().await;
+    let b = crate::signup::visitor(&app);
+    let (_, html) = b.page("/signin").await;
+    let csrf = crate::common::input_value(&html, "csrf").expect("csrf");
+    let resp = b
+        .client
+        .post(b.url("/signin"))
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", ADMIN_EMAIL),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "signed in");
+    let resp = b
+        .client
+        .post(b.url("/signout"))
+        .header("origin", "null")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "a cross-site post is still refused"
+    );
 }
