@@ -383,23 +383,24 @@ fn main() {
         run(&mut Command::new("sync"));
     };
 
-    // Warm-up: both sides once, untimed, so the data and binaries are cached.
+    // Warm-up: both sides once, untimed, so the data and binaries are cached. At
+    // most one archive and one restored copy exist at a time (3 GiB with the data).
     run(&mut backup());
-    run(&mut sh(&ref_backup));
-    let (backup_size, ref_size) = (
-        std::fs::metadata(&ours).expect("backup").len(),
-        std::fs::metadata(&theirs).expect("tar.age").len(),
-    );
     run(&mut restore());
+    let backup_size = std::fs::metadata(&ours).expect("backup").len();
+    clean();
+    run(&mut sh(&ref_backup));
     run(&mut sh(&ref_restore));
+    let ref_size = std::fs::metadata(&theirs).expect("tar.age").len();
     clean();
 
     let mut runs = Vec::new();
     for i in 0..RUNS {
         eprintln!("run {} of {RUNS}", i + 1);
         let ref_backup_t = timed(&mut sh(&ref_backup));
-        let (backup_t, backup_kib) = measured(backup(), w);
         let ref_restore_t = timed(&mut sh(&ref_restore));
+        clean();
+        let (backup_t, backup_kib) = measured(backup(), w);
         let (restore_t, restore_kib) = measured(restore(), w);
         clean();
         let ref_backup_sync_t = timed(&mut sh(&ref_backup_sync));
