@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod control;
+pub mod durable;
 pub mod progress;
 pub mod restore;
 pub mod schedule;
@@ -230,7 +231,7 @@ pub(crate) fn reading(e: BackupError) -> BackupError {
 pub struct Output {
     partial: PathBuf,
     out: PathBuf,
-    file: Option<BufWriter<File>>,
+    file: Option<BufWriter<durable::Flushing>>,
 }
 
 impl Output {
@@ -254,7 +255,10 @@ impl Output {
         Ok(Self {
             partial,
             out: out.to_path_buf(),
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: Some(BufWriter::with_capacity(
+                1 << 20,
+                durable::Flushing::new(file)?,
+            )),
         })
     }
 
@@ -291,7 +295,7 @@ impl Output {
     pub fn finish(mut self) -> Result<PathBuf, BackupError> {
         if let Some(file) = self.file.take() {
             let file = file.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
+            file.into_file()?.sync_all()?;
         }
         fs::rename(&self.partial, &self.out)?;
         if let Some(dir) = self.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -337,6 +341,7 @@ pub fn export_store(
 ) -> Result<Manifest, BackupError> {
     let mut output = Output::create(out)?;
     let (mut reader, writer) = io::pipe()?;
+    durable::widen_pipe(&writer);
     let manifest = std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
             let w = BufWriter::with_capacity(1 << 20, writer);

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use super::archive::{self, Manifest, Sink};
+use super::durable::Syncer;
 use super::{BackupError, Unlock, reading};
 use crate::crypto::MasterKey;
 use crate::store::audit::{self, Event, Outcome, Verdict};
@@ -29,6 +30,7 @@ fn with_plaintext<T>(
 ) -> Result<T, BackupError> {
     let mut plain = unlock.open(file)?;
     let (reader, mut writer) = io::pipe()?;
+    super::durable::widen_pipe(&writer);
     std::thread::scope(|scope| {
         let decrypting = scope.spawn(move || {
             let copied = io::copy(&mut plain, &mut writer);
@@ -67,6 +69,7 @@ struct Restoring {
     loader: Option<RawLoader>,
     has_key: bool,
     documents: Vec<Uuid>,
+    syncer: Option<Syncer>,
 }
 
 impl Sink for Restoring {
@@ -94,7 +97,13 @@ impl Sink for Restoring {
             .map_err(|e| BackupError::Damaged(format!("document {id} appears twice ({e})")))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         io::copy(data, &mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        // Fsynced on another thread while the next entries are decrypted; the
+        // restore waits for every fsync before it checks the result.
+        match self.syncer.as_mut() {
+            Some(syncer) => syncer.sync(file)?,
+            None => file.sync_all()?,
+        }
         self.documents.push(id);
         Ok(())
     }
@@ -204,11 +213,15 @@ pub fn restore(
         loader: Some(RawLoader::create(dir)?),
         has_key: false,
         documents: Vec::new(),
+        syncer: Some(Syncer::start()?),
     };
     let manifest = with_plaintext(file, unlock, |r| {
         archive::read_archive(r, &mut sink, progress)
     })?;
     sink.loader = None;
+    if let Some(syncer) = sink.syncer.take() {
+        syncer.finish()?;
+    }
     File::open(&docs_dir)?.sync_all()?;
     if !sink.has_key {
         return Err(BackupError::Damaged(

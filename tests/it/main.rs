@@ -14,6 +14,7 @@ mod headers;
 mod order_page;
 mod orders_api;
 mod own_sessions;
+mod packaging;
 mod passwords;
 mod retention;
 mod second_factor;
