@@ -6,14 +6,14 @@
 //! ihms-backup/documents/<id>.age document files, still age-encrypted
 //! ihms-backup/master.key         the master key the store records are sealed under
 //! ihms-backup/config.toml        the configuration in force
-//! ihms-backup/manifest.json      counts, audit head, checkpoint, SHA-256 of every entry (always last)
+//! ihms-backup/manifest.json      counts, audit head, checkpoint, BLAKE3 checksum of every entry (always last)
 //! ```
 //!
 //! Guarantees: the store records and the list of documents come from ONE read
 //! transaction, so the snapshot is consistent while writes go on; memory stays flat
 //! (one segment buffer, streamed files); the reader accepts exactly this layout —
 //! the format entry first, known names only (no paths outside the layout), every
-//! entry's size and SHA-256 equal to the manifest's, the manifest last — and reports
+//! entry's size and BLAKE3 checksum equal to the manifest's, the manifest last — and reports
 //! anything else as a damaged backup. Store records stay sealed under the data key
 //! throughout: the tar never holds a plaintext record.
 
@@ -22,7 +22,6 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::BackupError;
@@ -51,7 +50,8 @@ struct FormatEntry {
 pub struct FileSum {
     pub name: String,
     pub size: u64,
-    pub sha256: String,
+    /// BLAKE3 of the entry, hex.
+    pub blake3: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 struct Hashing<R> {
     inner: R,
-    hash: Sha256,
+    hash: blake3::Hasher,
     size: u64,
 }
 
@@ -121,7 +121,7 @@ impl<W: Write> Writer<'_, W> {
     fn add(&mut self, name: &str, size: u64, data: impl Read) -> io::Result<()> {
         let mut reader = Hashing {
             inner: data.take(size),
-            hash: Sha256::new(),
+            hash: blake3::Hasher::new(),
             size: 0,
         };
         let mut h = header(size);
@@ -135,7 +135,7 @@ impl<W: Write> Writer<'_, W> {
         self.files.push(FileSum {
             name: name.to_string(),
             size,
-            sha256: hex::encode(reader.hash.finalize()),
+            blake3: reader.hash.finalize().to_hex().to_string(),
         });
         self.done += size;
         (self.progress)(self.done);
@@ -379,7 +379,7 @@ pub fn read_archive(
         }
         let mut hashing = Hashing {
             inner: (&mut entry).take(size),
-            hash: Sha256::new(),
+            hash: blake3::Hasher::new(),
             size: 0,
         };
         if name == FORMAT_NAME {
@@ -411,7 +411,7 @@ pub fn read_archive(
         seen.push(FileSum {
             name,
             size,
-            sha256: hex::encode(hashing.hash.finalize()),
+            blake3: hashing.hash.finalize().to_hex().to_string(),
         });
         done += size;
         progress(done);
