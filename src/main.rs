@@ -415,6 +415,8 @@ fn backup(command: BackupCommand) -> Result<()> {
             quiet,
         } => {
             let cfg = config(&common, None)?;
+            ihms_connect::backup::interrupt::watch()
+                .context("cannot listen for Ctrl-C and stop signals")?;
             let summary =
                 ops::backup_export(&cfg, &out, &recipient, passphrase_file.as_deref(), quiet)?;
             println!("{summary}");
@@ -435,6 +437,8 @@ fn backup(command: BackupCommand) -> Result<()> {
             data_dir,
             unlock,
         } => {
+            ihms_connect::backup::interrupt::watch()
+                .context("cannot listen for Ctrl-C and stop signals")?;
             println!(
                 "{}",
                 ops::backup_restore(

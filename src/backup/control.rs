@@ -214,9 +214,12 @@ pub fn connect(data_dir: &Path) -> Result<Option<UnixStream>, BackupError> {
         {
             Ok(None)
         }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(BackupError::Usage(
-            "the service is running, but its control socket is only open to root and the service user; run this command as one of them".into(),
-        )),
+        // Denied before reaching the socket says nothing about whether the service
+        // runs (the data directory itself is closed to other users).
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(BackupError::Usage(format!(
+            "permission denied on {}: only root and the service user may use the data directory; run this command as one of them",
+            socket_path(data_dir).display()
+        ))),
         Err(e) => Err(BackupError::Usage(format!(
             "cannot reach the running service: {e}"
         ))),

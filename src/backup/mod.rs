@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod control;
+pub mod interrupt;
 pub mod progress;
 pub mod restore;
 pub mod schedule;
@@ -45,6 +46,8 @@ pub enum BackupError {
         FORMAT = archive::FORMAT
     )]
     UnknownFormat(u32, String),
+    #[error("stopped by a signal; nothing was kept")]
+    Stopped,
     #[error("the restored data failed its checks: {0}")]
     Restored(String),
     #[error(transparent)]
@@ -80,7 +83,7 @@ impl Protect {
                 "give either --recipient or --passphrase-file, not both".into(),
             )),
             (false, None) => Ok(Protect::Recipients(parse_recipients(recipients)?)),
-            (true, Some(file)) => Ok(Protect::Passphrase(read_passphrase(file)?)),
+            (true, Some(file)) => Ok(Protect::Passphrase(new_passphrase(file)?)),
             (true, None) => Err(BackupError::Usage(
                 "no backup key: give --recipient AGE_PUBLIC_KEY or --passphrase-file FILE, or set backup_recipients in the configuration".into(),
             )),
@@ -128,6 +131,29 @@ fn read_passphrase(file: &Path) -> Result<SecretString, BackupError> {
         )));
     }
     Ok(SecretString::from(line.to_string()))
+}
+
+/// The passphrase a new backup is encrypted with: one line without spaces at either
+/// end, which an editor or a copy-and-paste would silently add or drop, making the
+/// backup impossible to open with the passphrase as the operator knows it.
+fn new_passphrase(file: &Path) -> Result<SecretString, BackupError> {
+    let passphrase = read_passphrase(file)?;
+    let text = Zeroizing::new(fs::read_to_string(file)?);
+    let mut lines = text.lines();
+    let line = lines.next().unwrap_or("");
+    if line.trim() != line {
+        return Err(BackupError::Usage(format!(
+            "the passphrase in {} begins or ends with spaces; remove them",
+            file.display()
+        )));
+    }
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err(BackupError::Usage(format!(
+            "the passphrase file {} must hold one line",
+            file.display()
+        )));
+    }
+    Ok(passphrase)
 }
 
 /// How an existing backup is opened.
@@ -216,21 +242,14 @@ impl Unlock {
     }
 }
 
-/// Maps an error met while reading decrypted plaintext: age reports a failed chunk
-/// (altered) or a missing last chunk (truncated) as an I/O error.
-pub(crate) fn reading(e: BackupError) -> BackupError {
-    match e {
-        BackupError::Io(e) => BackupError::Decrypt(e.to_string()),
-        other => other,
-    }
-}
-
-/// A new backup file: written as `<out>.partial` (0600), renamed into place by
-/// `finish` after an fsync; removed if dropped unfinished.
+/// A new backup file: written as `<out>.partial` (0600, created exclusively, so two
+/// exports to one name cannot mix their bytes), renamed into place by `finish` after
+/// an fsync; removed if dropped unfinished or if finishing fails.
 pub struct Output {
     partial: PathBuf,
     out: PathBuf,
     file: Option<BufWriter<File>>,
+    renamed: bool,
 }
 
 impl Output {
@@ -246,15 +265,21 @@ impl Output {
         let partial = PathBuf::from(partial);
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&partial)
-            .map_err(|e| BackupError::Usage(format!("cannot write {}: {e}", partial.display())))?;
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => BackupError::Usage(format!(
+                    "{} exists: another export to this name is running, or one was killed; remove it if none runs",
+                    partial.display()
+                )),
+                _ => BackupError::Usage(format!("cannot write {}: {e}", partial.display())),
+            })?;
         Ok(Self {
             partial,
             out: out.to_path_buf(),
             file: Some(BufWriter::with_capacity(1 << 20, file)),
+            renamed: false,
         })
     }
 
@@ -273,6 +298,7 @@ impl Output {
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
         loop {
+            interrupt::check().map_err(|_| BackupError::Stopped)?;
             let n = match source.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -289,11 +315,19 @@ impl Output {
 
     /// Makes the file durable and gives it its final name.
     pub fn finish(mut self) -> Result<PathBuf, BackupError> {
+        interrupt::check().map_err(|_| BackupError::Stopped)?;
         if let Some(file) = self.file.take() {
             let file = file.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
         }
+        if self.out.exists() {
+            return Err(BackupError::Usage(format!(
+                "{} appeared while the backup was written; choose another name",
+                self.out.display()
+            )));
+        }
         fs::rename(&self.partial, &self.out)?;
+        self.renamed = true;
         if let Some(dir) = self.out.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir)?.sync_all()?;
         }
@@ -303,7 +337,7 @@ impl Output {
 
 impl Drop for Output {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if !self.renamed {
             let _ = fs::remove_file(&self.partial);
         }
     }
@@ -347,9 +381,15 @@ pub fn export_store(
         let produced = producer
             .join()
             .map_err(|_| BackupError::Source("the snapshot thread failed".into()))?;
-        let manifest = produced?;
-        encrypted?;
-        Ok::<_, BackupError>(manifest)
+        match (produced, encrypted) {
+            (Ok(manifest), Ok(_)) => Ok(manifest),
+            // The snapshot stopped because the encrypting side did (full disk, a
+            // signal): that side's error is the one that explains it.
+            (Err(BackupError::Io(e)), Err(why)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                Err(why)
+            }
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
     })?;
     output.finish()?;
     Ok(manifest)
