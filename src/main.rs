@@ -368,6 +368,7 @@ fn run(cli: Cli) -> Result<()> {
                 config_file: Some(file.clone()),
                 ..Overrides::default()
             })?;
+            ihms_connect::backup::check_settings(&cfg).context("setting backup_passphrase_file")?;
             println!("{} is valid; settings in force:", file.display());
             print!(
                 "{}",

@@ -103,17 +103,40 @@ impl Protect {
     }
 }
 
+/// Parses age public keys. A bad entry is named by its position; its text is shown
+/// only when it looks like a public key, because a secret key (an identity pasted in
+/// the wrong place) must not reach a terminal or the journal.
 pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>, BackupError> {
     list.iter()
-        .map(|r| {
-            r.trim().parse::<age::x25519::Recipient>().map_err(|_| {
-                BackupError::Usage(format!(
-                    "{:?} is not an age public key (age1…)",
-                    r.chars().take(80).collect::<String>()
-                ))
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.trim();
+            r.parse::<age::x25519::Recipient>().map_err(|_| {
+                let n = i + 1;
+                BackupError::Usage(if r.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+                    format!(
+                        "recipient {n} is an age identity (a secret key), not a public key: keep the identity off this machine and give its public key (age1…)"
+                    )
+                } else if r.starts_with("age1") && r.is_ascii() {
+                    format!(
+                        "recipient {n} ({:?}) is not a valid age public key",
+                        r.chars().take(80).collect::<String>()
+                    )
+                } else {
+                    format!("recipient {n} is not an age public key (age1…)")
+                })
             })
         })
         .collect()
+}
+
+/// Checks the backup settings `config check` can check beyond their syntax: the
+/// passphrase file is readable and acceptable for a new backup.
+pub fn check_settings(cfg: &Config) -> Result<(), BackupError> {
+    match &cfg.backup_passphrase_file {
+        Some(file) => new_passphrase(file).map(|_| ()),
+        None => Ok(()),
+    }
 }
 
 fn read_passphrase(file: &Path) -> Result<SecretString, BackupError> {

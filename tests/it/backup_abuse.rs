@@ -229,3 +229,35 @@ async fn an_export_never_shares_a_partial_file_with_another_one() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn config_check_never_echoes_a_secret_key_and_reads_the_passphrase_file() {
+    let work = tempfile::tempdir().expect("tmp");
+    let check = |toml: &str| {
+        let file = work.path().join("config.toml");
+        std::fs::write(&file, toml).expect("config");
+        bin()
+            .args(["config", "check", "--config"])
+            .arg(&file)
+            .output()
+            .expect("config check")
+    };
+    let secret = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZSMZ9Y5";
+    let err = refused(check(&format!("backup_recipients = [\"{secret}\"]\n")));
+    assert!(err.contains("secret key"), "{err}");
+    assert!(!err.contains("QYQSZ"), "the secret key was echoed: {err}");
+
+    let pass = work.path().join("backup.pass");
+    let with_pass = format!(
+        "backup_dir = {:?}\nbackup_passphrase_file = {:?}\n",
+        work.path().join("backups"),
+        pass
+    );
+    let err = refused(check(&with_pass));
+    assert!(err.contains("backup_passphrase_file"), "{err}");
+    std::fs::write(&pass, "staple battery horse correct  \n").expect("pass");
+    let err = refused(check(&with_pass));
+    assert!(err.contains("spaces"), "{err}");
+    std::fs::write(&pass, "staple battery horse correct\n").expect("pass");
+    ok(check(&with_pass));
+}
