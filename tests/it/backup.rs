@@ -492,11 +492,25 @@ async fn scheduled_backups_keep_the_newest_and_failures_show_on_health() {
         body
     };
     assert!(health().await["last_backup"].is_null());
+    // A service killed in the middle of a scheduled backup left its partial file.
+    std::fs::create_dir_all(&backups).expect("mkdir");
+    let killed = backups.join("ihms-backup-20261201T020000.000Z.age.partial");
+    std::fs::write(&killed, "half a backup").expect("partial");
+    let other = backups.join("notes.age.partial");
+    std::fs::write(&other, "not ours").expect("other");
     for _ in 0..3 {
         ihms_connect::backup::schedule::backup_now(app.state()).expect("backup");
     }
     let kept = ihms_connect::backup::schedule::listed(&backups);
     assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        !killed.exists(),
+        "the killed backup's partial file stays forever"
+    );
+    assert!(
+        other.exists(),
+        "a file the service did not name was removed"
+    );
     ok(with_key(&["backup", "verify"], &kept[1], &identity));
     let body = health().await;
     assert_eq!(body["last_backup"]["how"], "scheduled", "{body}");
