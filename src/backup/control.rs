@@ -281,7 +281,7 @@ impl Read for Remote<'_> {
         }
         if self.left == 0 {
             let mut len = [0u8; 4];
-            self.reader.read_exact(&mut len)?;
+            self.reader.read_exact(&mut len).map_err(cut_off)?;
             self.left = u32::from_be_bytes(len) as usize;
             if self.left == 0 {
                 self.ended = true;
@@ -291,10 +291,21 @@ impl Read for Remote<'_> {
         let want = buf.len().min(self.left);
         let n = self.reader.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            return Err(cut_off(io::ErrorKind::UnexpectedEof.into()));
         }
         self.left -= n;
         Ok(n)
+    }
+}
+
+/// The service went away mid-snapshot (stopped, restarted or crashed).
+fn cut_off(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => io::Error::new(
+            e.kind(),
+            "the service closed the connection before the snapshot was complete (was it stopped?); run the export again",
+        ),
+        _ => e,
     }
 }
 

@@ -261,3 +261,31 @@ fn config_check_never_echoes_a_secret_key_and_reads_the_passphrase_file() {
     std::fs::write(&pass, "staple battery horse correct\n").expect("pass");
     ok(check(&with_pass));
 }
+
+#[test]
+fn a_service_that_goes_away_mid_snapshot_leaves_no_backup_and_says_so() {
+    use std::io::{BufRead, BufReader, Write};
+    let work = tempfile::tempdir().expect("tmp");
+    let data = work.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let (_, public) = keygen(work.path(), "backup.key");
+    // A service that starts the snapshot and then dies.
+    let listener = std::os::unix::net::UnixListener::bind(data.join("control.sock")).expect("bind");
+    let service = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut line)
+            .expect("request");
+        let mut w = &stream;
+        w.write_all(b"{\"ok\":true,\"estimate\":1000}\n")
+            .expect("reply");
+        w.write_all(&1000u32.to_be_bytes()).expect("frame");
+        w.write_all(&[0u8; 10]).expect("part of it");
+    });
+    let out = work.path().join("b.age");
+    let err = refused(crate::backup::export(&data, &out, &public));
+    service.join().expect("service");
+    assert!(err.contains("closed the connection"), "{err}");
+    assert!(!out.exists() && !partial(&out).exists());
+}
