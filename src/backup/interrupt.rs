@@ -66,12 +66,10 @@ pub fn watch() -> io::Result<()> {
                         _ = term.recv() => {},
                         _ = hup.recv() => {},
                     }
+                    // The command then fails with its one `error:` line.
                     if REQUESTED.swap(true, Ordering::SeqCst) {
                         std::process::exit(130);
                     }
-                    eprintln!(
-                        "stopping: removing what was written (a second signal quits at once)"
-                    );
                 }
             })
         })?;

@@ -38,6 +38,11 @@ fn with_plaintext<T>(
         });
         let mut reader = BufReader::with_capacity(1 << 20, Stoppable(reader));
         let result = read(&mut reader);
+        if result.is_ok() {
+            // Read to the end of the age stream, so its last chunk is authenticated
+            // even when the tar's end-of-archive block came before it.
+            let _ = io::copy(&mut reader, &mut io::sink());
+        }
         drop(reader);
         let decrypted = decrypting
             .join()
