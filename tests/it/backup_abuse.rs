@@ -102,8 +102,10 @@ async fn ctrl_c_or_kill_during_an_export_or_a_restore_leaves_nothing_half_writte
     }
 }
 
-/// Encrypts a tar of `entries` (name, bytes) to `public`, as anyone holding the
-/// public key could.
+/// Tar entries: name and bytes.
+type Entries<'a> = Vec<(&'a str, &'a [u8])>;
+
+/// Encrypts a tar of `entries` to `public`, as anyone holding the public key could.
 fn crafted(path: &Path, public: &str, entries: &[(&str, &[u8])]) {
     let recipient: age::x25519::Recipient = public.parse().expect("recipient");
     let enc = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
@@ -130,7 +132,7 @@ async fn a_crafted_archive_with_an_entry_twice_or_no_backup_inside_is_refused_as
     let (identity, public) = keygen(work.path(), "backup.key");
     let format: &[u8] = br#"{"format":1,"app_version":"0.1.0"}"#;
     let key: &[u8] = b"0000000000000000000000000000000000000000000000000000000000000000\n";
-    let cases: [(&str, Vec<(&str, &[u8])>, &str); 3] = [
+    let cases: [(&str, Entries<'_>, &str); 3] = [
         (
             "key-twice",
             vec![
