@@ -368,6 +368,7 @@ fn run(cli: Cli) -> Result<()> {
                 config_file: Some(file.clone()),
                 ..Overrides::default()
             })?;
+            ihms_connect::backup::check_settings(&cfg).context("setting backup_passphrase_file")?;
             println!("{} is valid; settings in force:", file.display());
             print!(
                 "{}",
@@ -415,6 +416,8 @@ fn backup(command: BackupCommand) -> Result<()> {
             quiet,
         } => {
             let cfg = config(&common, None)?;
+            ihms_connect::backup::interrupt::watch()
+                .context("cannot listen for Ctrl-C and stop signals")?;
             let summary =
                 ops::backup_export(&cfg, &out, &recipient, passphrase_file.as_deref(), quiet)?;
             println!("{summary}");
@@ -435,6 +438,8 @@ fn backup(command: BackupCommand) -> Result<()> {
             data_dir,
             unlock,
         } => {
+            ihms_connect::backup::interrupt::watch()
+                .context("cannot listen for Ctrl-C and stop signals")?;
             println!(
                 "{}",
                 ops::backup_restore(

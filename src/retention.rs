@@ -32,7 +32,10 @@ pub fn run(store: &Store, cfg: &Config, now_ms: i64, shred: &dyn Fn(Uuid)) -> Re
     };
     let mut report = Report::default();
     for id in due {
-        let docs = retention::purge_order(store, id, "retention.purge_order")?;
+        let Some(docs) = retention::purge_order(store, id, order_cutoff, "retention.purge_order")?
+        else {
+            continue;
+        };
         report.orders += 1;
         report.documents += docs.len();
         for doc in docs {

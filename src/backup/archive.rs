@@ -13,8 +13,8 @@
 //! transaction, so the snapshot is consistent while writes go on; memory stays flat
 //! (one segment buffer, streamed files); the reader accepts exactly this layout —
 //! the format entry first, known names only (no paths outside the layout), every
-//! entry's size and BLAKE3 checksum equal to the manifest's, the manifest last — and reports
-//! anything else as a damaged backup. Store records stay sealed under the data key
+//! entry's size and BLAKE3 checksum equal to the manifest's, no name twice, the
+//! manifest last — and reports anything else as a damaged backup. Store records stay sealed under the data key
 //! throughout: the tar never holds a plaintext record.
 
 use std::collections::BTreeMap;
@@ -345,10 +345,16 @@ pub fn read_archive(
 ) -> Result<Manifest, BackupError> {
     let mut archive = tar::Archive::new(input);
     let mut seen: Vec<FileSum> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     let mut manifest: Option<Manifest> = None;
     let mut done = 0u64;
-    for entry in archive.entries()? {
-        let mut entry = entry.map_err(damaged)?;
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(|e| match seen.is_empty() {
+            true => BackupError::Damaged(
+                "this is not an IHMS Connect backup (no format entry first)".into(),
+            ),
+            false => damaged(e),
+        })?;
         let name = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| BackupError::Damaged("an entry name is not text".into()))?;
         let size = entry.header().size().map_err(damaged)?;
@@ -364,6 +370,9 @@ pub fn read_archive(
         }
         if !name.starts_with(ROOT) || entry.header().entry_type() != tar::EntryType::Regular {
             return Err(BackupError::Damaged(format!("unexpected entry {name}")));
+        }
+        if !names.insert(name.clone()) {
+            return Err(BackupError::Damaged(format!("{name} appears twice")));
         }
         if name == MANIFEST_NAME {
             let bytes = read_small(&mut entry, size, &name)?;
@@ -421,8 +430,10 @@ pub fn read_archive(
     })
 }
 
+/// A tar-level error in authentic plaintext: the layout is wrong, not the
+/// decryption (with_plaintext reports a failed decryption before this).
 fn damaged(e: io::Error) -> BackupError {
-    BackupError::from(e)
+    BackupError::Damaged(e.to_string())
 }
 
 /// Whether `path` names a document file inside a restored documents directory.

@@ -214,9 +214,12 @@ pub fn connect(data_dir: &Path) -> Result<Option<UnixStream>, BackupError> {
         {
             Ok(None)
         }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(BackupError::Usage(
-            "the service is running, but its control socket is only open to root and the service user; run this command as one of them".into(),
-        )),
+        // Denied before reaching the socket says nothing about whether the service
+        // runs (the data directory itself is closed to other users).
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(BackupError::Usage(format!(
+            "permission denied on {}: only root and the service user may use the data directory; run this command as one of them",
+            socket_path(data_dir).display()
+        ))),
         Err(e) => Err(BackupError::Usage(format!(
             "cannot reach the running service: {e}"
         ))),
@@ -278,7 +281,7 @@ impl Read for Remote<'_> {
         }
         if self.left == 0 {
             let mut len = [0u8; 4];
-            self.reader.read_exact(&mut len)?;
+            self.reader.read_exact(&mut len).map_err(cut_off)?;
             self.left = u32::from_be_bytes(len) as usize;
             if self.left == 0 {
                 self.ended = true;
@@ -288,10 +291,21 @@ impl Read for Remote<'_> {
         let want = buf.len().min(self.left);
         let n = self.reader.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            return Err(cut_off(io::ErrorKind::UnexpectedEof.into()));
         }
         self.left -= n;
         Ok(n)
+    }
+}
+
+/// The service went away mid-snapshot (stopped, restarted or crashed).
+fn cut_off(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => io::Error::new(
+            e.kind(),
+            "the service closed the connection before the snapshot was complete (was it stopped?); run the export again",
+        ),
+        _ => e,
     }
 }
 

@@ -13,13 +13,14 @@
 pub mod archive;
 pub mod control;
 pub mod durable;
+pub mod interrupt;
+mod output;
 pub mod progress;
 pub mod restore;
 pub mod schedule;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use age::secrecy::SecretString;
@@ -28,6 +29,7 @@ use zeroize::Zeroizing;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 pub use archive::Manifest;
+pub use output::Output;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -46,6 +48,8 @@ pub enum BackupError {
         FORMAT = archive::FORMAT
     )]
     UnknownFormat(u32, String),
+    #[error("stopped by a signal; nothing was kept")]
+    Stopped,
     #[error("the restored data failed its checks: {0}")]
     Restored(String),
     #[error(transparent)]
@@ -81,7 +85,7 @@ impl Protect {
                 "give either --recipient or --passphrase-file, not both".into(),
             )),
             (false, None) => Ok(Protect::Recipients(parse_recipients(recipients)?)),
-            (true, Some(file)) => Ok(Protect::Passphrase(read_passphrase(file)?)),
+            (true, Some(file)) => Ok(Protect::Passphrase(new_passphrase(file)?)),
             (true, None) => Err(BackupError::Usage(
                 "no backup key: give --recipient AGE_PUBLIC_KEY or --passphrase-file FILE, or set backup_recipients in the configuration".into(),
             )),
@@ -101,17 +105,40 @@ impl Protect {
     }
 }
 
+/// Parses age public keys. A bad entry is named by its position; its text is shown
+/// only when it looks like a public key, because a secret key (an identity pasted in
+/// the wrong place) must not reach a terminal or the journal.
 pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>, BackupError> {
     list.iter()
-        .map(|r| {
-            r.trim().parse::<age::x25519::Recipient>().map_err(|_| {
-                BackupError::Usage(format!(
-                    "{:?} is not an age public key (age1…)",
-                    r.chars().take(80).collect::<String>()
-                ))
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.trim();
+            r.parse::<age::x25519::Recipient>().map_err(|_| {
+                let n = i + 1;
+                BackupError::Usage(if r.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+                    format!(
+                        "recipient {n} is an age identity (a secret key), not a public key: keep the identity off this machine and give its public key (age1…)"
+                    )
+                } else if r.starts_with("age1") && r.is_ascii() {
+                    format!(
+                        "recipient {n} ({:?}) is not a valid age public key",
+                        r.chars().take(80).collect::<String>()
+                    )
+                } else {
+                    format!("recipient {n} is not an age public key (age1…)")
+                })
             })
         })
         .collect()
+}
+
+/// Checks the backup settings `config check` can check beyond their syntax: the
+/// passphrase file is readable and acceptable for a new backup.
+pub fn check_settings(cfg: &Config) -> Result<(), BackupError> {
+    match &cfg.backup_passphrase_file {
+        Some(file) => new_passphrase(file).map(|_| ()),
+        None => Ok(()),
+    }
 }
 
 fn read_passphrase(file: &Path) -> Result<SecretString, BackupError> {
@@ -129,6 +156,29 @@ fn read_passphrase(file: &Path) -> Result<SecretString, BackupError> {
         )));
     }
     Ok(SecretString::from(line.to_string()))
+}
+
+/// The passphrase a new backup is encrypted with: one line without spaces at either
+/// end, which an editor or a copy-and-paste would silently add or drop, making the
+/// backup impossible to open with the passphrase as the operator knows it.
+fn new_passphrase(file: &Path) -> Result<SecretString, BackupError> {
+    let passphrase = read_passphrase(file)?;
+    let text = Zeroizing::new(fs::read_to_string(file)?);
+    let mut lines = text.lines();
+    let line = lines.next().unwrap_or("");
+    if line.trim() != line {
+        return Err(BackupError::Usage(format!(
+            "the passphrase in {} begins or ends with spaces; remove them",
+            file.display()
+        )));
+    }
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err(BackupError::Usage(format!(
+            "the passphrase file {} must hold one line",
+            file.display()
+        )));
+    }
+    Ok(passphrase)
 }
 
 /// How an existing backup is opened.
@@ -217,102 +267,6 @@ impl Unlock {
     }
 }
 
-/// Maps an error met while reading decrypted plaintext: age reports a failed chunk
-/// (altered) or a missing last chunk (truncated) as an I/O error.
-pub(crate) fn reading(e: BackupError) -> BackupError {
-    match e {
-        BackupError::Io(e) => BackupError::Decrypt(e.to_string()),
-        other => other,
-    }
-}
-
-/// A new backup file: written as `<out>.partial` (0600), renamed into place by
-/// `finish` after an fsync; removed if dropped unfinished.
-pub struct Output {
-    partial: PathBuf,
-    out: PathBuf,
-    file: Option<BufWriter<durable::Flushing>>,
-}
-
-impl Output {
-    pub fn create(out: &Path) -> Result<Self, BackupError> {
-        if out.exists() {
-            return Err(BackupError::Usage(format!(
-                "{} already exists; choose another name",
-                out.display()
-            )));
-        }
-        let mut partial = out.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)
-            .map_err(|e| BackupError::Usage(format!("cannot write {}: {e}", partial.display())))?;
-        Ok(Self {
-            partial,
-            out: out.to_path_buf(),
-            file: Some(BufWriter::with_capacity(
-                1 << 20,
-                durable::Flushing::new(file)?,
-            )),
-        })
-    }
-
-    /// Encrypts everything `source` yields into the file. Does not finish it.
-    pub fn encrypt_from(
-        &mut self,
-        protect: &Protect,
-        source: &mut dyn Read,
-        progress: archive::Progress<'_>,
-    ) -> Result<u64, BackupError> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| BackupError::Source("output already finished".into()))?;
-        let mut writer = protect.encryptor()?.wrap_output(file)?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(BackupError::Source(e.to_string())),
-            };
-            writer.write_all(&buf[..n])?;
-            total += n as u64;
-            progress(total);
-        }
-        writer.finish()?;
-        Ok(total)
-    }
-
-    /// Makes the file durable and gives it its final name.
-    pub fn finish(mut self) -> Result<PathBuf, BackupError> {
-        if let Some(file) = self.file.take() {
-            let file = file.into_inner().map_err(|e| e.into_error())?;
-            file.into_file()?.sync_all()?;
-        }
-        fs::rename(&self.partial, &self.out)?;
-        if let Some(dir) = self.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(self.out.clone())
-    }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.partial);
-        }
-    }
-}
-
 /// What a snapshot needs beside the store: the master key and the configuration.
 pub fn extras(cfg: &Config) -> Result<archive::Extras, BackupError> {
     let path = cfg.master_key_path();
@@ -352,9 +306,15 @@ pub fn export_store(
         let produced = producer
             .join()
             .map_err(|_| BackupError::Source("the snapshot thread failed".into()))?;
-        let manifest = produced?;
-        encrypted?;
-        Ok::<_, BackupError>(manifest)
+        match (produced, encrypted) {
+            (Ok(manifest), Ok(_)) => Ok(manifest),
+            // The snapshot stopped because the encrypting side did (full disk, a
+            // signal): that side's error is the one that explains it.
+            (Err(BackupError::Io(e)), Err(why)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                Err(why)
+            }
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
     })?;
     output.finish()?;
     Ok(manifest)

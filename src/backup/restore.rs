@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use super::archive::{self, Manifest, Sink};
 use super::durable::Syncer;
-use super::{BackupError, Unlock, reading};
+use super::interrupt::{self, Stoppable};
+use super::{BackupError, Unlock};
 use crate::crypto::MasterKey;
 use crate::store::audit::{self, Event, Outcome, Verdict};
 use crate::store::{RawLoader, Store, documents};
@@ -37,8 +38,13 @@ fn with_plaintext<T>(
             drop(writer);
             copied
         });
-        let mut reader = BufReader::with_capacity(1 << 20, reader);
+        let mut reader = BufReader::with_capacity(1 << 20, Stoppable(reader));
         let result = read(&mut reader);
+        if result.is_ok() {
+            // Read to the end of the age stream, so its last chunk is authenticated
+            // even when the tar's end-of-archive block came before it.
+            let _ = io::copy(&mut reader, &mut io::sink());
+        }
         drop(reader);
         let decrypted = decrypting
             .join()
@@ -48,7 +54,10 @@ fn with_plaintext<T>(
             (_, Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
                 Err(BackupError::Decrypt(e.to_string()))
             }
-            (result, _) => result.map_err(reading),
+            (Err(_), _) if interrupt::requested() => Err(BackupError::Stopped),
+            // The plaintext was authentic: what failed is its layout (reported as
+            // damaged by the reader) or writing the restored data, never decryption.
+            (result, _) => result,
         }
     })
 }
@@ -74,16 +83,13 @@ struct Restoring {
 
 impl Sink for Restoring {
     fn store_segment(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
-        let mut batch = Vec::new();
-        archive::for_each_record(bytes, |t, k, v| {
-            batch.push((t.to_string(), k.to_vec(), v.to_vec()));
-            Ok(())
-        })?;
         let loader = self
             .loader
             .as_ref()
             .ok_or_else(|| BackupError::Damaged("store records after the store closed".into()))?;
-        loader.load(&batch)?;
+        let tx = loader.begin()?;
+        archive::for_each_record(bytes, |t, k, v| Ok(tx.put(t, k, v)?))?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -94,41 +100,51 @@ impl Sink for Restoring {
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| BackupError::Damaged(format!("document {id} appears twice ({e})")))?;
+            .map_err(|e| writing(&path, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
-        io::copy(data, &mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
+        let file = io::copy(data, &mut w)
+            .and_then(|_| w.into_inner().map_err(|e| e.into_error()))
+            .map_err(|e| writing(&path, e))?;
         // Fsynced on another thread while the next entries are decrypted; the
         // restore waits for every fsync before it checks the result.
         match self.syncer.as_mut() {
-            Some(syncer) => syncer.sync(file)?,
-            None => file.sync_all()?,
+            Some(syncer) => syncer.sync(file),
+            None => file.sync_all(),
         }
+        .map_err(|e| writing(&path, e))?;
         self.documents.push(id);
         Ok(())
     }
 
     fn master_key(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(self.dir.join("master.key"))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        write_new(&self.dir.join("master.key"), bytes)?;
         self.has_key = true;
         Ok(())
     }
 
     fn config(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(self.dir.join(CONFIG_COPY))?;
-        f.write_all(bytes)?;
-        Ok(())
+        write_new(&self.dir.join(CONFIG_COPY), bytes)
     }
+}
+
+/// Writes a new 0600 file durably.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| writing(path, e))
+}
+
+/// A failure to write restored data: the restore target's problem (full disk,
+/// permissions), never the backup's.
+fn writing(path: &Path, e: io::Error) -> BackupError {
+    if interrupt::requested() {
+        return BackupError::Stopped;
+    }
+    BackupError::Usage(format!("cannot write {}: {e}", path.display()))
 }
 
 /// The configuration in force when the backup was taken, restored for reference.
@@ -231,6 +247,7 @@ pub fn restore(
 
     let audit_entries = check_restored(dir, &manifest, &sink.documents)?;
     File::open(dir)?.sync_all()?;
+    interrupt::check().map_err(|_| BackupError::Stopped)?;
     cleanup.armed = false;
     Ok(Restored {
         manifest,

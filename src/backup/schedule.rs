@@ -4,7 +4,8 @@
 //!
 //! Guarantees: a failed scheduled backup leaves no file behind, is logged and
 //! audited, and shows on `/healthz` and the admin audit page until the next success;
-//! only files this service named (`ihms-backup-<UTC time>.age`) are ever pruned;
+//! only files this service named (`ihms-backup-<UTC time>.age`, and their
+//! `.partial` files a killed service left) are ever pruned;
 //! the jobs run on blocking threads and never hold up requests.
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,25 @@ pub fn listed(dir: &Path) -> Vec<PathBuf> {
     names
 }
 
+/// `.partial` files of scheduled backups a killed service left behind. Scheduled
+/// backups run one at a time, so none of them is being written now.
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        n.starts_with(PREFIX)
+                            && n.ends_with(".partial")
+                            && n.len() == PREFIX.len() + 20 + SUFFIX.len() + ".partial".len()
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Writes one backup into the configured directory now and prunes old ones.
 pub fn backup_now(state: &AppState) -> Result<PathBuf, BackupError> {
     let dir = state
@@ -92,6 +112,11 @@ pub fn backup_now(state: &AppState) -> Result<PathBuf, BackupError> {
         .clone()
         .ok_or_else(|| BackupError::Usage("no backup_dir is configured".into()))?;
     std::fs::create_dir_all(&dir)?;
+    for stale in leftovers(&dir) {
+        if let Err(e) = std::fs::remove_file(&stale) {
+            tracing::warn!(error = %e, "a killed backup's partial file could not be removed");
+        }
+    }
     let protect = Protect::choose(&[], None, &state.cfg)?;
     let extras = super::extras(&state.cfg)?;
     let now = crate::store::now_ms();

@@ -299,24 +299,40 @@ impl RawLoader {
         })
     }
 
-    /// Writes one batch of (table, key, value) records in one commit. Table names
-    /// are checked (lowercase letters, digits and `_`).
-    pub fn load(&self, records: &[(String, Vec<u8>, Vec<u8>)]) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        for (table, key, value) in records {
-            if table.is_empty()
-                || table.len() > 64
-                || !table
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(corrupt("backup", "a table name is not valid"));
-            }
-            let def: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(table);
-            let mut t = tx.open_table(def)?;
-            t.insert(key.as_slice(), value.as_slice())?;
+    /// Starts one commit's worth of records; `LoadTx::put` each, then `commit`.
+    pub fn begin(&self) -> Result<LoadTx> {
+        Ok(LoadTx {
+            tx: self.db.begin_write()?,
+        })
+    }
+}
+
+/// Records being loaded by a `RawLoader`, written straight through (nothing is
+/// gathered in memory, so a segment of many tiny records costs no more than its
+/// bytes).
+pub struct LoadTx {
+    tx: redb::WriteTransaction,
+}
+
+impl LoadTx {
+    /// Writes one record. Table names are checked (lowercase letters, digits and `_`).
+    pub fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        if table.is_empty()
+            || table.len() > 64
+            || !table
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(corrupt("backup", "a table name is not valid"));
         }
-        tx.commit()?;
+        let def: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(table);
+        let mut t = self.tx.open_table(def)?;
+        t.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit()?;
         Ok(())
     }
 }

@@ -22,6 +22,13 @@ use super::{
 };
 use crate::domain::{Caller, Party, Status};
 
+/// Whether an order may be purged at `cutoff_ms`: closed before it, not on hold.
+fn purgeable(rec: &OrderRecord, cutoff_ms: i64) -> bool {
+    matches!(rec.status, Status::Completed | Status::Cancelled)
+        && rec.updated_ms < cutoff_ms
+        && rec.legal_hold.is_none()
+}
+
 /// Orders due for purging at `cutoff_ms` (closed before it, not on hold).
 pub fn due_orders(tx: &ReadTx<'_>, cutoff_ms: i64) -> Result<Vec<Uuid>> {
     let mut due = Vec::new();
@@ -33,8 +40,7 @@ pub fn due_orders(tx: &ReadTx<'_>, cutoff_ms: i64) -> Result<Vec<Uuid>> {
                 continue;
             };
             if let Some(rec) = tx.get::<OrderRecord>(ORDERS, id.as_bytes())?
-                && rec.updated_ms < cutoff_ms
-                && rec.legal_hold.is_none()
+                && purgeable(&rec, cutoff_ms)
             {
                 due.push(id);
             }
@@ -52,12 +58,23 @@ fn remove_prefixed(tx: &WriteTx<'_>, def: super::Def, prefix: &[u8]) -> Result<V
     Ok(keys)
 }
 
-/// Purges one order and what hangs off it, audited in the same commit. Returns the
-/// ids of its documents, whose files the caller shreds once this has committed.
-pub fn purge_order(store: &Store, id: Uuid, why: &'static str) -> Result<Vec<Uuid>> {
+/// Purges one order and what hangs off it, audited in the same commit, if it is
+/// still due at `cutoff_ms` — checked again inside this commit, so a legal hold
+/// placed (or the order reopened) after `due_orders` listed it keeps it. Returns the
+/// ids of its documents, whose files the caller shreds once this has committed, or
+/// None when nothing was purged.
+pub fn purge_order(
+    store: &Store,
+    id: Uuid,
+    cutoff_ms: i64,
+    why: &'static str,
+) -> Result<Option<Vec<Uuid>>> {
     let tx = store.write()?;
-    let Some(rec) = tx.get::<OrderRecord>(ORDERS, id.as_bytes())? else {
-        return Ok(Vec::new());
+    let Some(rec) = tx
+        .get::<OrderRecord>(ORDERS, id.as_bytes())?
+        .filter(|rec| purgeable(rec, cutoff_ms))
+    else {
+        return Ok(None);
     };
     for (def, k) in index_keys(tx.keys(), &rec) {
         tx.remove(def, &k)?;
@@ -95,7 +112,7 @@ pub fn purge_order(store: &Store, id: Uuid, why: &'static str) -> Result<Vec<Uui
     }
     audit::append(&tx, Event::anonymous(why, None, Outcome::Ok).object(id))?;
     tx.commit()?;
-    Ok(docs)
+    Ok(Some(docs))
 }
 
 /// Removes sessions last seen before `cutoff_ms` and API tokens that expired before

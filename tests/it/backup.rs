@@ -17,14 +17,14 @@ use crate::common::{
 };
 use crate::coordination::{fetch, fixture_order, link, sample_pdf, upload_ok};
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ihms-connect"));
     c.env_remove("IHMS_CONFIG")
         .env_remove("CREDENTIALS_DIRECTORY");
     c
 }
 
-fn ok(out: Output) -> String {
+pub(crate) fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
         "stdout: {}\nstderr: {}",
@@ -35,7 +35,7 @@ fn ok(out: Output) -> String {
 }
 
 /// Runs the binary expecting failure; returns its one-line error.
-fn refused(out: Output) -> String {
+pub(crate) fn refused(out: Output) -> String {
     assert!(!out.status.success(), "expected a failure");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(err.starts_with("error: "), "{err}");
@@ -43,7 +43,7 @@ fn refused(out: Output) -> String {
 }
 
 /// A new backup key pair: (identity file, public key).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(name);
     let public = ok(bin()
         .args(["backup", "keygen", "--out"])
@@ -53,7 +53,7 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     (path, public.trim().to_string())
 }
 
-fn export(data: &Path, out: &Path, recipient: &str) -> Output {
+pub(crate) fn export(data: &Path, out: &Path, recipient: &str) -> Output {
     bin()
         .args([
             "backup",
@@ -70,7 +70,7 @@ fn export(data: &Path, out: &Path, recipient: &str) -> Output {
         .expect("export")
 }
 
-fn with_key(args: &[&str], file: &Path, identity: &Path) -> Output {
+pub(crate) fn with_key(args: &[&str], file: &Path, identity: &Path) -> Output {
     bin()
         .args(args)
         .arg(file)
@@ -81,7 +81,7 @@ fn with_key(args: &[&str], file: &Path, identity: &Path) -> Output {
         .expect("run")
 }
 
-fn restore(file: &Path, identity: &Path, into: &Path) -> Output {
+pub(crate) fn restore(file: &Path, identity: &Path, into: &Path) -> Output {
     bin()
         .args(["backup", "restore", "--quiet", "--data-dir"])
         .arg(into)
@@ -492,11 +492,25 @@ async fn scheduled_backups_keep_the_newest_and_failures_show_on_health() {
         body
     };
     assert!(health().await["last_backup"].is_null());
+    // A service killed in the middle of a scheduled backup left its partial file.
+    std::fs::create_dir_all(&backups).expect("mkdir");
+    let killed = backups.join("ihms-backup-20261201T020000.000Z.age.partial");
+    std::fs::write(&killed, "half a backup").expect("partial");
+    let other = backups.join("notes.age.partial");
+    std::fs::write(&other, "not ours").expect("other");
     for _ in 0..3 {
         ihms_connect::backup::schedule::backup_now(app.state()).expect("backup");
     }
     let kept = ihms_connect::backup::schedule::listed(&backups);
     assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        !killed.exists(),
+        "the killed backup's partial file stays forever"
+    );
+    assert!(
+        other.exists(),
+        "a file the service did not name was removed"
+    );
     ok(with_key(&["backup", "verify"], &kept[1], &identity));
     let body = health().await;
     assert_eq!(body["last_backup"]["how"], "scheduled", "{body}");

@@ -4,6 +4,7 @@
 
 mod audit_chain;
 mod backup;
+mod backup_abuse;
 mod cli;
 mod common;
 mod conversations;

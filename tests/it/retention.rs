@@ -148,3 +148,35 @@ async fn sessions_older_than_the_technical_period_are_removed() {
         .expect("get");
     assert_eq!(resp.status(), StatusCode::SEE_OTHER, "the session is gone");
 }
+
+#[tokio::test]
+async fn a_hold_placed_after_the_job_listed_an_order_still_keeps_it() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let id = cancelled_order(&app, &w).await;
+    let store = &app.state().store;
+    let cutoff = ihms_connect::store::now_ms() + YEAR_MS;
+    let due = {
+        let tx = store.read().expect("read");
+        ihms_connect::store::retention::due_orders(&tx, cutoff).expect("due")
+    };
+    assert_eq!(due.len(), 1);
+
+    // The admin places a hold while the job works through its list.
+    let (status, body) = app
+        .post_json(
+            &app.admin_token,
+            &format!("/api/v1/orders/{id}/legal-hold"),
+            &json!({"hold": true, "reason": "subpoena received today"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let purged =
+        ihms_connect::store::retention::purge_order(store, due[0], cutoff, "retention.purge_order")
+            .expect("purge");
+    assert_eq!(purged, None);
+    let (status, _) = app
+        .get_json(&app.admin_token, &format!("/api/v1/orders/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "the held order was purged");
+}
