@@ -2,6 +2,7 @@
 //! driven by a real HTTPS client that trusts the generated CA; CLI tests run the
 //! built binary. One test binary keeps link time down.
 
+mod account_attacks;
 mod audit_chain;
 mod backup;
 mod cli;
