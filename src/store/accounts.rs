@@ -3,8 +3,8 @@
 //! Guarantees: emails are unique ignoring case, found through a keyed blind index
 //! (the index never holds an email); account changes are only reachable through
 //! `AdminScope`, which can only be built for an admin caller; every change commits
-//! with its audit entry. Disabling a user ends their sessions and tokens in the same
-//! commit. Whether an account may act is decided by `standing` alone (approved, not
+//! with its audit entry. Disabling a user ends their sessions, tokens and any sign-in
+//! waiting for its second-factor code in the same commit. Whether an account may act is decided by `standing` alone (approved, not
 //! disabled, organization active); sessions, tokens and sign-in all ask it.
 
 use serde::{Deserialize, Serialize};
@@ -422,6 +422,7 @@ impl<'s> AdminScope<'s> {
         user.disabled = true;
         tx.put(USERS, id.as_bytes(), &user)?;
         super::sessions::revoke_all(&tx, id)?;
+        super::second_factor::end_pending_signins(&tx, id)?;
         // A disabled sign-up no longer waits for approval.
         super::signups::dequeue(&tx, super::signups::Queue::Signup, id)?;
         audit::append(

@@ -1,18 +1,19 @@
 //! Password changes and one-time reset links.
 //!
-//! Guarantees: a password change ends the user's other sessions in the same commit;
-//! a reset link is stored only as the SHA-256 of its secret, is issued only through
-//! `AdminScope`, replaces any earlier link of that user, works once and until
-//! `RESET_LINK_MS` after issue, and using it ends every session of the user in the
-//! same commit as the new password. Hashing and the password policy happen one layer
-//! up; this module only stores. Every step is audited by ids.
+//! Guarantees: a password change ends the user's other sessions, and any sign-in
+//! still waiting for its second-factor code, in the same commit; a reset link is
+//! stored only as the SHA-256 of its secret, is issued only through `AdminScope`,
+//! replaces any earlier link of that user, works once and until `RESET_LINK_MS`
+//! after issue, and using it ends every session and waiting sign-in of the user in
+//! the same commit as the new password. Hashing and the password policy happen one
+//! layer up; this module only stores. Every step is audited by ids.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::accounts::{AdminScope, User, active_user};
 use super::audit::{self, Event, Outcome};
-use super::{RESET_LINKS, Result, Store, StoreError, USERS, sessions};
+use super::{RESET_LINKS, Result, Store, StoreError, USERS, second_factor, sessions};
 use crate::crypto;
 use crate::domain::Caller;
 
@@ -41,6 +42,7 @@ pub fn change_own_password(
     user.password_hash = password_hash;
     tx.put(USERS, id.as_bytes(), &user)?;
     let ended = sessions::end_other_sessions(&tx, id, Some(keep))?;
+    second_factor::end_pending_signins(&tx, id)?;
     audit::append(
         &tx,
         Event::by(caller, "password.change", Some(id.to_string()), Outcome::Ok),
@@ -133,6 +135,7 @@ pub fn use_reset_link(
     tx.put(USERS, user.id.as_bytes(), &user)?;
     tx.remove(RESET_LINKS, &hash)?;
     sessions::end_other_sessions(&tx, user.id, None)?;
+    second_factor::end_pending_signins(&tx, user.id)?;
     audit::append(
         &tx,
         Event::anonymous("password.reset", source, Outcome::Ok)

@@ -6,7 +6,8 @@
 //! transaction, so concurrent requests cannot both spend it; enrolling, replacing or
 //! turning off a factor ends the user's other sessions in the same commit; a pending
 //! sign-in is not a session: it is found only by the hash of its cookie, from the
-//! address it started at, for `PENDING_MS`, for `PENDING_ATTEMPTS` wrong codes.
+//! address it started at, for `PENDING_MS`, for `PENDING_ATTEMPTS` wrong codes, and
+//! until the user's password changes or the account is disabled or deleted.
 //! Every step is audited, by ids only.
 
 use serde::{Deserialize, Serialize};
@@ -305,6 +306,21 @@ pub fn start_pending(
     )?;
     tx.commit()?;
     Ok(token)
+}
+
+/// Ends every half-finished sign-in of `user` (inside the caller's transaction), so
+/// one started with a password that was since changed or reset, or by an account
+/// since disabled or deleted, can never finish.
+pub(crate) fn end_pending_signins(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
+    for key in tx.keys_desc(PENDING_SIGNINS, &[0u8; 32], &[0xffu8; 33], usize::MAX)? {
+        if tx
+            .get::<PendingSignin>(PENDING_SIGNINS, &key)?
+            .is_some_and(|p| p.user_id == user)
+        {
+            tx.remove(PENDING_SIGNINS, &key)?;
+        }
+    }
+    Ok(())
 }
 
 /// The live pending sign-in behind a cookie value, from the same address.

@@ -4,7 +4,9 @@
 
 use reqwest::StatusCode;
 
-use crate::common::{ADMIN_EMAIL, Browser, PASSWORD, sign_in, spawn_app, world};
+use crate::common::{
+    ADMIN_EMAIL, App, Browser, PASSWORD, enrol_second_factor, sign_in, spawn_app, world,
+};
 
 const PLANNER: &str = "planner@gulfcoast.test";
 const OTHER: &str = "planner@pinellasrehab.test";
@@ -45,4 +47,116 @@ async fn revoking_another_users_token_answers_404_keeps_it_working_and_is_audite
         .submit("/account/tokens", "/account/tokens/not-an-id/revoke", &[])
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+fn anonymous(app: &App) -> Browser {
+    Browser {
+        client: app.client(),
+        base: app.base.clone(),
+    }
+}
+
+/// Signs in with the password only, as someone who learned it would, and stops at
+/// the code step.
+async fn reach_code_step(app: &App, email: &str, password: &str) -> Browser {
+    let thief = anonymous(app);
+    let resp = thief
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", email), ("password", password)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/signin/code");
+    thief
+}
+
+/// Posts a right code at the code step; gives where it leads.
+async fn finish_code_step(app: &App, thief: &Browser, email: &str) -> String {
+    let code = app.next_code(email);
+    // The form token of any anonymous page fits: it is tied to the browser, not the
+    // page.
+    let resp = thief
+        .submit("/signin", "/signin/code", &[("code", &code)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string()
+}
+
+/// Issues a reset link for `email` from the admin's users page; gives its secret.
+async fn reset_secret(admin: &Browser, email: &str) -> String {
+    let (_, html) = admin.page("/admin/users").await;
+    let row = html.find(email).expect("user listed");
+    let end = row + html[row..].find("/reset-link").expect("reset form");
+    let id = &html[end - 36..end];
+    let resp = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{id}/reset-link"),
+            &[],
+        )
+        .await;
+    let html = resp.text().await.expect("html").replace("&#x2f;", "/");
+    let at = html.find("/reset/").expect("link shown") + "/reset/".len();
+    html[at..at + html[at..].find('<').expect("end")]
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_sign_in_waiting_for_its_code_dies_when_the_password_is_changed_or_reset() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
+
+    let thief = reach_code_step(&app, PLANNER, PASSWORD).await;
+    let changed = "harbor violet pencil thunder";
+    let resp = planner
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("password", changed),
+                ("password_confirm", changed),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        finish_code_step(&app, &thief, PLANNER).await,
+        "/signin",
+        "a sign-in started with the old password cannot finish after a change"
+    );
+    assert_eq!(thief.page("/orders").await.0, StatusCode::SEE_OTHER);
+
+    let thief = reach_code_step(&app, PLANNER, changed).await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let secret = reset_secret(&admin, PLANNER).await;
+    let reset = "copper lantern meadow seventeen";
+    let resp = anonymous(&app)
+        .submit(
+            "/signin",
+            "/reset",
+            &[
+                ("secret", &secret),
+                ("password", reset),
+                ("password_confirm", reset),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "reset done");
+    assert_eq!(
+        finish_code_step(&app, &thief, PLANNER).await,
+        "/signin",
+        "nor after a reset"
+    );
+    assert_eq!(thief.page("/orders").await.0, StatusCode::SEE_OTHER);
+    let owner = sign_in(&app, PLANNER, reset).await;
+    assert_eq!(owner.page("/orders").await.0, StatusCode::OK);
 }
