@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::accounts::{AdminScope, User, active_user};
 use super::audit::{self, Event, Outcome};
-use super::{RESET_LINKS, Result, Store, StoreError, USERS, second_factor, sessions};
+use super::{RESET_LINKS, Result, Store, StoreError, USERS, WriteTx, second_factor, sessions};
 use crate::crypto;
 use crate::domain::Caller;
 
@@ -90,6 +90,19 @@ pub fn issue_reset_link(admin: &AdminScope<'_>, user_id: Uuid, now_ms: i64) -> R
     )?;
     tx.commit()?;
     Ok(secret)
+}
+
+/// Drops every reset link of `user` (inside the caller's transaction).
+pub(crate) fn drop_links_of(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
+    for key in tx.keys_desc(RESET_LINKS, &[0u8; 32], &[0xffu8; 33], usize::MAX)? {
+        if tx
+            .get::<ResetLink>(RESET_LINKS, &key)?
+            .is_some_and(|l| l.user_id == user)
+        {
+            tx.remove(RESET_LINKS, &key)?;
+        }
+    }
+    Ok(())
 }
 
 /// The active user a live reset link is for, if any.

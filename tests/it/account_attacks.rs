@@ -160,3 +160,35 @@ async fn a_sign_in_waiting_for_its_code_dies_when_the_password_is_changed_or_res
     let owner = sign_in(&app, PLANNER, reset).await;
     assert_eq!(owner.page("/orders").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn processing_a_deletion_erases_the_second_factor_and_any_half_finished_sign_in() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
+    let resp = planner
+        .submit("/account", "/account/delete-request", &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let (_, html) = admin.page("/admin/deletions").await;
+    let end = html.find("/process\"").expect("request listed");
+    let id = html[end - 36..end].to_string();
+    let resp = admin
+        .submit(
+            "/admin/deletions",
+            &format!("/admin/deletions/{id}/process"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let uid = uuid::Uuid::parse_str(&id).expect("id");
+    let store = &app.state().store;
+    let factor =
+        ihms_connect::store::second_factor::get(&store.read().expect("read"), uid).expect("get");
+    assert!(
+        factor.is_none(),
+        "the TOTP secret and recovery code hashes are erased with the account"
+    );
+}
