@@ -192,3 +192,48 @@ async fn processing_a_deletion_erases_the_second_factor_and_any_half_finished_si
         "the TOTP secret and recovery code hashes are erased with the account"
     );
 }
+
+#[tokio::test]
+async fn a_second_factor_cannot_be_turned_off_under_a_password_too_short_without_it() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
+    let short = "vqx7 lumo brik";
+    let resp = planner
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("password", short),
+                ("password_confirm", short),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "12 to 14 are fine with it");
+    let code = app.next_code(PLANNER);
+    let resp = planner
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/disable",
+            &[("off_password", short), ("off_code", &code)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.expect("html");
+    assert!(html.contains("at least 15"), "says why");
+    let again = anonymous(&app);
+    let resp = again
+        .submit(
+            "/signin",
+            "/signin",
+            &[("email", PLANNER), ("password", short)],
+        )
+        .await;
+    assert_eq!(
+        resp.headers()["location"],
+        "/signin/code",
+        "the second factor stays in force"
+    );
+}

@@ -3,10 +3,11 @@
 //! removing a lost one. The code step of sign-in is in `signin_code`.
 //!
 //! Guarantees: a first enrolment needs the password; replacing or turning off a
-//! factor needs the password and a current code, and turning it off is refused where
-//! the factor is required; confirming a factor ends the user's other sessions; only
-//! an admin removes someone else's. Codes, secrets and passwords are never logged,
-//! audited or put in a URL.
+//! factor needs the password and a current code; turning it off is refused where the
+//! factor is required, or while the password is shorter than the minimum without one
+//! (12 characters are enough only with a second factor); confirming a factor ends the
+//! user's other sessions; only an admin removes someone else's. Codes, secrets and
+//! passwords are never logged, audited or put in a URL.
 
 use std::collections::BTreeMap;
 
@@ -287,6 +288,16 @@ pub async fn disable(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
         return Ok(Redirect::see_other("/account/second-factor").into_response());
     }
     if let Some(view) = reauthenticate(req, &state, &posted, "off_").await? {
+        return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // 12 characters are enough only with a second factor: without one the password
+    // must meet the longer minimum first.
+    let min = crate::domain::password::MIN_WITHOUT_SECOND_FACTOR;
+    if posted.form.get("off_password").chars().count() < min {
+        let message = format!(
+            "must be at least {min} characters without a second factor; change your password first"
+        );
+        let view = error_view("off_password", &message);
         return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
     }
     let keep = crypto::sha256(viewer.token.as_bytes());
