@@ -237,3 +237,43 @@ async fn a_second_factor_cannot_be_turned_off_under_a_password_too_short_without
         "the second factor stays in force"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_password_on_the_second_factor_page_is_audited_like_a_wrong_code() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
+    let code = app.next_code(PLANNER);
+    for (action, prefix) in [
+        ("/account/second-factor/replace", ""),
+        ("/account/second-factor/disable", "off_"),
+    ] {
+        let resp = planner
+            .submit(
+                "/account/second-factor",
+                action,
+                &[
+                    (&format!("{prefix}password"), "a guess at the password"),
+                    (&format!("{prefix}code"), &code),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{action}");
+    }
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let (_, audit) = admin
+        .page("/admin/audit?action=mfa.password_failed&outcome=failed")
+        .await;
+    assert_eq!(
+        audit
+            .matches("<span class=\"mono\">mfa.password_failed</span>")
+            .count(),
+        2,
+        "each guess is recorded"
+    );
+    assert!(
+        audit.contains("<option value=\"mfa.password_failed\" selected>"),
+        "and the action can be picked in the filter"
+    );
+}

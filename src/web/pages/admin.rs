@@ -358,6 +358,23 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "account.export",
     "account.delete_request",
     "account.delete",
+    "signin.password_ok",
+    "signin.code_failed",
+    "password.change",
+    "password.reset_link",
+    "password.reset",
+    "mfa.enrol",
+    "mfa.code_failed",
+    "mfa.password_failed",
+    "mfa.recovery_used",
+    "mfa.replace_started",
+    "mfa.disable",
+    "mfa.admin_reset",
+    "backup.export",
+    "backup.restore",
+    "backup.scheduled",
+    "backup.snapshot",
+    "audit.checkpoint",
 ];
 
 #[handler]

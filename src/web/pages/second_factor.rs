@@ -146,7 +146,9 @@ pub async fn page(req: &Request, SignedIn(viewer): SignedIn) -> poem::Result<Res
 }
 
 /// Checks the caller's password on the argon2 pool; a wrong one counts as a failed
-/// sign-in. `Err` carries the page to answer with.
+/// sign-in and is audited (`mfa.password_failed`) in the same commit as its count:
+/// someone holding a stolen session guesses here. `Err` carries the page to answer
+/// with.
 async fn password_ok(
     req: &Request,
     state: &AppState,
@@ -162,7 +164,15 @@ async fn password_ok(
         .verify(typed, Some(&viewer.user.password_hash))
         .await?;
     if !ok {
-        state.throttle.fail(&key, source(req).as_deref());
+        let event = Event::by(
+            &viewer.caller,
+            "mfa.password_failed",
+            Some(viewer.user.id.to_string()),
+            Outcome::Failed,
+        );
+        state
+            .throttle
+            .record_failure(Some(&key), source(req).as_deref(), Some(event))?;
     }
     Ok(ok)
 }
