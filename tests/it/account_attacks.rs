@@ -277,3 +277,55 @@ async fn a_wrong_password_on_the_second_factor_page_is_audited_like_a_wrong_code
         "and the action can be picked in the filter"
     );
 }
+
+#[tokio::test]
+async fn another_session_cannot_see_or_confirm_a_replacement_the_owner_left_open() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let staff = "coordinator@ihms.test";
+    let owner = sign_in(&app, staff, PASSWORD).await;
+    // A second session of the same user: a cookie someone else got hold of.
+    let stolen = sign_in(&app, staff, PASSWORD).await;
+    let code = app.next_code(staff);
+    let resp = owner
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/replace",
+            &[("password", PASSWORD), ("code", &code)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, owners_page) = owner.page("/account/second-factor").await;
+    let new_secret = crate::common::secret_on_page(&owners_page);
+
+    let (status, page) = stolen.page("/account/second-factor").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("id=\"totp-secret\""),
+        "the new secret is shown only to the session that asked for it"
+    );
+    let stolen_code = ihms_connect::auth::totp::code_at(
+        &new_secret,
+        ihms_connect::clock::Clock::now_ms(&*app.clock),
+    )
+    .expect("code");
+    let resp = stolen
+        .submit(
+            "/account/second-factor",
+            "/account/second-factor/confirm",
+            &[("code", &stolen_code)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "nothing to confirm here");
+    assert_eq!(
+        owner.page("/orders").await.0,
+        StatusCode::OK,
+        "the owner was not signed out"
+    );
+    let again = sign_in(&app, staff, PASSWORD).await;
+    assert_eq!(
+        again.page("/orders").await.0,
+        StatusCode::OK,
+        "the old authenticator still signs in"
+    );
+}

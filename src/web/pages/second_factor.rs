@@ -5,7 +5,8 @@
 //! Guarantees: a first enrolment needs the password; replacing or turning off a
 //! factor needs the password and a current code; turning it off is refused where the
 //! factor is required, or while the password is shorter than the minimum without one
-//! (12 characters are enough only with a second factor); confirming a factor ends the
+//! (12 characters are enough only with a second factor); a replacement is seen and
+//! confirmed only by the session that started it; confirming a factor ends the
 //! user's other sessions; only an admin removes someone else's. Codes, secrets and
 //! passwords are never logged, audited or put in a URL.
 
@@ -100,12 +101,14 @@ fn render(
     view.enrolled_at = factor.enrolled_ms.map(crate::web::view::when);
     view.recovery_left = factor.recovery.len();
     if view.recovery_codes.is_empty() {
-        if factor.enrolled() && factor.pending.is_none() {
+        let session = crypto::sha256(viewer.token.as_bytes());
+        if factor.enrolled() && !factor.pending_for(&session) {
             view.mode = "status";
         } else {
             let secret = factors::enrolment_secret(
                 &state.store,
                 &viewer.caller,
+                &session,
                 totp::new_secret().map_err(AppError::from)?,
             )
             .map_err(AppError::from)?;
@@ -266,6 +269,7 @@ pub async fn replace(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
     factors::begin_replacement(
         &state.store,
         &posted.viewer.caller,
+        &crypto::sha256(posted.viewer.token.as_bytes()),
         totp::new_secret().map_err(AppError::from)?,
     )
     .map_err(AppError::from)?;
