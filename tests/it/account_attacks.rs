@@ -316,7 +316,11 @@ async fn another_session_cannot_see_or_confirm_a_replacement_the_owner_left_open
             &[("code", &stolen_code)],
         )
         .await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "nothing to confirm here");
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "nothing to confirm here"
+    );
     assert_eq!(
         owner.page("/orders").await.0,
         StatusCode::OK,
@@ -328,4 +332,62 @@ async fn another_session_cannot_see_or_confirm_a_replacement_the_owner_left_open
         StatusCode::OK,
         "the old authenticator still signs in"
     );
+}
+
+#[tokio::test]
+async fn account_queue_and_admin_actions_on_an_id_with_nothing_waiting_answer_404_and_are_audited()
+{
+    let app = spawn_app().await;
+    world(&app).await;
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    // An active account: not waiting for approval, nor for deletion.
+    let (_, users) = admin.page("/admin/users").await;
+    let row = users.find(PLANNER).expect("listed");
+    let end = row + users[row..].find("/reset-link").expect("form");
+    let active = users[end - 36..end].to_string();
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let cases = [
+        (
+            format!("/admin/signups/{active}/approve"),
+            vec![("organization_id", "new")],
+            "signup.approve",
+            active.clone(),
+        ),
+        (
+            format!("/admin/signups/{active}/reject"),
+            vec![("reason", "Not a partner")],
+            "signup.reject",
+            active.clone(),
+        ),
+        (
+            format!("/admin/deletions/{active}/process"),
+            vec![],
+            "account.delete",
+            active.clone(),
+        ),
+        (
+            format!("/admin/users/{unknown}/reset-link"),
+            vec![],
+            "password.reset_link",
+            unknown.clone(),
+        ),
+        (
+            format!("/admin/users/{unknown}/second-factor-reset"),
+            vec![],
+            "mfa.admin_reset",
+            unknown.clone(),
+        ),
+    ];
+    for (path, fields, action, id) in cases {
+        let resp = admin.submit("/admin/users", &path, &fields).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        let (_, audit) = admin
+            .page(&format!("/admin/audit?action={action}&outcome=refused"))
+            .await;
+        assert!(audit.contains(&id), "{path}: the refusal is audited");
+    }
+    let (_, html) = admin.page("/admin/users").await;
+    assert!(html.contains(PLANNER), "the account is untouched");
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    assert_eq!(planner.page("/orders").await.0, StatusCode::OK);
 }

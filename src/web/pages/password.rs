@@ -175,6 +175,16 @@ pub async fn issue_link(
     })?;
     let secret = match credentials::issue_reset_link(&admin, id, state.clock.now_ms()) {
         Ok(s) => s,
+        Err(StoreError::NotFound) => {
+            let event = Event::by(
+                &viewer.caller,
+                "password.reset_link",
+                Some(id.to_string()),
+                Outcome::Refused,
+            );
+            audit::record(&state.store, event).map_err(AppError::from)?;
+            return Err(AppError::NotFound.into());
+        }
         Err(StoreError::Conflict(why)) => return Err(AppError::BadRequest(why.into()).into()),
         Err(e) => return Err(AppError::from(e).into()),
     };

@@ -339,6 +339,16 @@ pub async fn admin_reset(
     })?;
     match factors::admin_remove(&admin, id) {
         Ok(()) => Ok(Redirect::see_other("/admin/users").into_response()),
+        Err(StoreError::NotFound) => {
+            let event = Event::by(
+                caller,
+                "mfa.admin_reset",
+                Some(id.to_string()),
+                Outcome::Refused,
+            );
+            audit::record(&state.store, event).map_err(AppError::from)?;
+            Err(AppError::NotFound.into())
+        }
         Err(StoreError::Conflict(why)) => Err(AppError::BadRequest(why.into()).into()),
         Err(e) => Err(AppError::from(e).into()),
     }
