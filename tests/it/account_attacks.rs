@@ -391,3 +391,36 @@ async fn account_queue_and_admin_actions_on_an_id_with_nothing_waiting_answer_40
     let planner = sign_in(&app, PLANNER, PASSWORD).await;
     assert_eq!(planner.page("/orders").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_code_attempt_held_back_by_the_throttle_answers_429_and_is_audited() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
+    app.clock.freeze();
+    let thief = reach_code_step(&app, PLANNER, PASSWORD).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let resp = thief
+            .submit("/signin", "/signin/code", &[("code", "000000")])
+            .await;
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 429],
+        "two free failures, then a wait"
+    );
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let (_, audit) = admin
+        .page("/admin/audit?action=signin.throttled&outcome=refused")
+        .await;
+    assert_eq!(
+        audit
+            .matches("<span class=\"mono\">signin.throttled</span>")
+            .count(),
+        1,
+        "the held-back attempt is recorded"
+    );
+}
