@@ -412,13 +412,27 @@ impl<'s> AdminScope<'s> {
         tx.commit()
     }
 
-    /// Disables a user and ends all their sessions and tokens in the same commit.
+    /// Disables a user and ends all their sessions and tokens in the same commit. An
+    /// unknown id is `NotFound`, audited as a refusal.
     pub fn disable_user(&self, id: Uuid) -> Result<()> {
         if id == self.caller.user_id() {
             return Err(StoreError::Conflict("you cannot disable your own account"));
         }
         let tx = self.store.write()?;
-        let mut user: User = tx.get(USERS, id.as_bytes())?.ok_or(StoreError::NotFound)?;
+        let Some(mut user) = tx.get::<User>(USERS, id.as_bytes())? else {
+            // An id that names no user: the same NotFound, with the refusal audited.
+            audit::append(
+                &tx,
+                Event::by(
+                    self.caller,
+                    "user.disable",
+                    Some(id.to_string()),
+                    Outcome::Refused,
+                ),
+            )?;
+            tx.commit()?;
+            return Err(StoreError::NotFound);
+        };
         user.disabled = true;
         tx.put(USERS, id.as_bytes(), &user)?;
         super::sessions::revoke_all(&tx, id)?;

@@ -424,3 +424,32 @@ async fn a_code_attempt_held_back_by_the_throttle_answers_429_and_is_audited() {
         "the held-back attempt is recorded"
     );
 }
+
+#[tokio::test]
+async fn disabling_a_user_that_does_not_exist_answers_404_and_is_audited() {
+    let app = spawn_app().await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (status, _) = app
+        .post_json(
+            &app.admin_token,
+            &format!("/api/v1/users/{unknown}/disable"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let other = uuid::Uuid::now_v7().to_string();
+    let resp = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{other}/disable"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let (_, audit) = admin
+        .page("/admin/audit?action=user.disable&outcome=refused")
+        .await;
+    assert!(audit.contains(&unknown), "through the API");
+    assert!(audit.contains(&other), "through the page");
+}
