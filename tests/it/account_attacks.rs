@@ -453,3 +453,33 @@ async fn disabling_a_user_that_does_not_exist_answers_404_and_is_audited() {
     assert!(audit.contains(&unknown), "through the API");
     assert!(audit.contains(&other), "through the page");
 }
+
+#[tokio::test]
+async fn a_reset_link_is_refused_for_an_account_waiting_for_approval() {
+    let app = spawn_app().await;
+    let resp = crate::signup::sign_up(
+        &app,
+        "Maria Lopez",
+        "maria@gulfcoast.test",
+        "referring_facility",
+        "Gulf Coast Medical",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    let (_, users) = admin.page("/admin/users").await;
+    let row = users.find("maria@gulfcoast.test").expect("listed");
+    let end = row + users[row..].find("/reset-link").expect("form");
+    let id = &users[end - 36..end];
+    let resp = admin
+        .submit("/admin/users", &format!("/admin/users/{id}/reset-link"), &[])
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "no link that could only ever answer 404"
+    );
+    let html = resp.text().await.expect("html");
+    assert!(html.contains("only an active account"), "says why");
+    assert!(!html.contains("/reset/"), "no link shown");
+}
