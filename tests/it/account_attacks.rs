@@ -472,7 +472,11 @@ async fn a_reset_link_is_refused_for_an_account_waiting_for_approval() {
     let end = row + users[row..].find("/reset-link").expect("form");
     let id = &users[end - 36..end];
     let resp = admin
-        .submit("/admin/users", &format!("/admin/users/{id}/reset-link"), &[])
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{id}/reset-link"),
+            &[],
+        )
         .await;
     assert_eq!(
         resp.status(),
@@ -482,4 +486,49 @@ async fn a_reset_link_is_refused_for_an_account_waiting_for_approval() {
     let html = resp.text().await.expect("html");
     assert!(html.contains("only an active account"), "says why");
     assert!(!html.contains("/reset/"), "no link shown");
+}
+
+#[tokio::test]
+async fn a_burst_of_parallel_wrong_passwords_gets_no_more_tries_than_one_at_a_time() {
+    let app = spawn_app().await;
+    world(&app).await;
+    app.clock.freeze();
+    // Each guess from its own browser, all sent at once.
+    let mut browsers = Vec::new();
+    for _ in 0..20 {
+        let b = anonymous(&app);
+        let (_, html) = b.page("/signin").await;
+        let csrf = crate::common::input_value(&html, "csrf").expect("csrf");
+        browsers.push((b, csrf));
+    }
+    let guesses = browsers.iter().enumerate().map(|(i, (b, csrf))| {
+        let guess = format!("wrong guess number {i}");
+        async move {
+            b.client
+                .post(b.url("/signin"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("email", PLANNER),
+                    ("password", guess.as_str()),
+                ])
+                .send()
+                .await
+                .expect("post")
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let held = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked + held, 20, "{statuses:?}");
+    assert!(
+        checked <= 3,
+        "two free failures and one that starts the delay, not {checked}"
+    );
 }

@@ -97,9 +97,10 @@ pub async fn change(req: &Request, posted: Posted) -> poem::Result<Response> {
     let form = &posted.form;
     let key = state.store.keys().blind_index("email", &viewer.user.email);
     let from = source(req);
-    if let Some(wait) = state.throttle.blocked(&key, from.as_deref()) {
-        return Err(AppError::TooMany(wait.as_secs().max(1)).into());
-    }
+    let _turn = state
+        .throttle
+        .take_turn(&key, from.as_deref())
+        .map_err(|wait| AppError::TooMany(wait.as_secs().max(1)))?;
     let current_ok = state
         .hasher
         .verify(

@@ -159,9 +159,10 @@ async fn password_ok(
     typed: &str,
 ) -> Result<bool, AppError> {
     let key = account_key(state, &viewer.user);
-    if let Some(wait) = state.throttle.blocked(&key, source(req).as_deref()) {
-        return Err(AppError::TooMany(wait.as_secs().max(1)));
-    }
+    let _turn = state
+        .throttle
+        .take_turn(&key, source(req).as_deref())
+        .map_err(|wait| AppError::TooMany(wait.as_secs().max(1)))?;
     let ok = state
         .hasher
         .verify(typed, Some(&viewer.user.password_hash))

@@ -109,7 +109,9 @@ pub async fn code(req: &Request, posted: AnonPosted) -> poem::Result<Response> {
         return back_to_signin();
     };
     let key = account_key(&state, &user);
-    if let Some(wait) = state.throttle.blocked(&key, from.as_deref()) {
+    // Held until this attempt's failure is counted (see `Throttle::turn`).
+    let turn = state.throttle.take_turn(&key, from.as_deref());
+    if let Err(wait) = &turn {
         // Audited like a throttled password step, naming the account by id.
         let event = Event::anonymous("signin.throttled", from.clone(), Outcome::Refused)
             .actor(user.id)
