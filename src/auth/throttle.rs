@@ -48,9 +48,7 @@ pub struct Turn<'t> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if let Ok(mut keys) = self.throttle.in_flight.lock() {
-            keys.remove(&self.account);
-        }
+        self.throttle.in_flight().remove(&self.account);
     }
 }
 
@@ -94,11 +92,19 @@ impl Throttle {
     /// cannot all pass `check` before the first failure is recorded, which would let
     /// a burst of guesses through the delays and the block.
     pub fn turn(&self, account: &[u8]) -> Option<Turn<'_>> {
-        let mut keys = self.in_flight.lock().ok()?;
-        keys.insert(account.to_vec()).then(|| Turn {
+        self.in_flight().insert(account.to_vec()).then(|| Turn {
             throttle: self,
             account: account.to_vec(),
         })
+    }
+
+    /// The set of accounts in flight. A poisoned lock is taken over rather than
+    /// refused: the set only ever holds keys, so it cannot be left half-changed, and
+    /// refusing would turn every later sign-in away.
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `turn`, then `blocked`: the turn, or how long to wait.
