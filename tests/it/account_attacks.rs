@@ -401,16 +401,22 @@ async fn a_code_attempt_held_back_by_the_throttle_answers_429_and_is_audited() {
     app.clock.freeze();
     let thief = reach_code_step(&app, PLANNER, PASSWORD).await;
     let mut statuses = Vec::new();
+    let mut last = String::new();
     for _ in 0..4 {
         let resp = thief
             .submit("/signin", "/signin/code", &[("code", "000000")])
             .await;
         statuses.push(resp.status().as_u16());
+        last = resp.text().await.expect("html");
     }
     assert_eq!(
         statuses,
         [401, 401, 401, 429],
         "two free failures, then a wait"
+    );
+    assert!(
+        last.contains("Try again in 1 second."),
+        "says how long, as the password step does"
     );
     let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
     let (_, audit) = admin

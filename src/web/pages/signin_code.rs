@@ -117,11 +117,15 @@ pub async fn code(req: &Request, posted: AnonPosted) -> poem::Result<Response> {
             .actor(user.id)
             .object(user.id);
         audit::record(&state.store, event).map_err(AppError::from)?;
-        let mut resp = render_code(
-            req,
-            Some("Too many failed attempts. Wait a few minutes and try again."),
-            StatusCode::TOO_MANY_REQUESTS,
-        )?;
+        // The same words as the password step: the wait may be a second, not minutes.
+        let mut message = format!(
+            "Too many failed attempts. Try again in {}.",
+            crate::web::view::wait_text(*wait)
+        );
+        if wait.as_secs() > 60 {
+            message.push_str(" An administrator can unblock the account sooner.");
+        }
+        let mut resp = render_code(req, Some(&message), StatusCode::TOO_MANY_REQUESTS)?;
         resp.headers_mut()
             .insert("retry-after", wait.as_secs().max(1).into());
         return Ok(resp);
