@@ -458,6 +458,31 @@ async fn disabling_a_user_that_does_not_exist_answers_404_and_is_audited() {
         .await;
     assert!(audit.contains(&unknown), "through the API");
     assert!(audit.contains(&other), "through the page");
+    let before = audit
+        .matches("<span class=\"mono\">user.disable</span>")
+        .count();
+    let (status, _) = app
+        .post_json(
+            &app.admin_token,
+            "/api/v1/users/not-an-id/disable",
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let resp = admin
+        .submit("/admin/users", "/admin/users/not-an-id/disable", &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let (_, audit) = admin
+        .page("/admin/audit?action=user.disable&outcome=refused")
+        .await;
+    assert_eq!(
+        audit
+            .matches("<span class=\"mono\">user.disable</span>")
+            .count(),
+        before + 2,
+        "an id that does not even parse is refused on the record too"
+    );
 }
 
 #[tokio::test]
