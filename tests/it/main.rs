@@ -19,6 +19,7 @@ mod passwords;
 mod second_factor;
 mod self_service;
 mod sessions;
+mod sign_in_attacks;
 mod signin_guard;
 mod signup;
 mod store_at_rest;
