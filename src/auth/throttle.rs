@@ -9,12 +9,16 @@
 //! never by emails, so a block survives a restart. Time comes from the injectable
 //! clock, so tests move it instead of sleeping. A success clears the account's count.
 //!
+//! One attempt per account is checked at a time (`turn`): from `check` to its
+//! count, so a burst of parallel guesses cannot all pass `check` first.
+//!
 //! `blocked`, `fail` and `succeed` are the short forms for callers that cannot
 //! handle a store error: `blocked` then answers "wait" (it fails closed) and the
 //! others log it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -32,7 +36,24 @@ pub struct Throttle {
     clock: Arc<dyn Clock>,
     policy: Policy,
     last_purge_ms: AtomicI64,
+    /// Accounts with an attempt being checked right now (see `turn`).
+    in_flight: Mutex<HashSet<Vec<u8>>>,
 }
+
+/// One account's turn to have an attempt checked; the turn ends when this is dropped.
+pub struct Turn<'t> {
+    throttle: &'t Throttle,
+    account: Vec<u8>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.throttle.in_flight().remove(&self.account);
+    }
+}
+
+/// What an attempt that finds another one for the same account in progress waits.
+pub const BUSY: Duration = Duration::from_secs(1);
 
 /// Whole seconds to wait, rounded up, at least one.
 fn secs(ms: i64) -> Duration {
@@ -52,6 +73,7 @@ impl Throttle {
             clock,
             policy: Policy::new(max_failures, cooldown_ms),
             last_purge_ms: AtomicI64::new(i64::MIN),
+            in_flight: Mutex::new(HashSet::new()),
         }
     }
 
@@ -62,6 +84,36 @@ impl Throttle {
     /// Now, by the injectable clock.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Takes `account`'s turn to have one attempt checked, or None while another
+    /// attempt for it is being checked (the caller answers "wait `BUSY`"). Holding
+    /// the turn from `check` until the failure is counted means parallel requests
+    /// cannot all pass `check` before the first failure is recorded, which would let
+    /// a burst of guesses through the delays and the block.
+    pub fn turn(&self, account: &[u8]) -> Option<Turn<'_>> {
+        self.in_flight().insert(account.to_vec()).then(|| Turn {
+            throttle: self,
+            account: account.to_vec(),
+        })
+    }
+
+    /// The set of accounts in flight. A poisoned lock is taken over rather than
+    /// refused: the set only ever holds keys, so it cannot be left half-changed, and
+    /// refusing would turn every later sign-in away.
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `turn`, then `blocked`: the turn, or how long to wait.
+    pub fn take_turn(&self, account: &[u8], address: Option<&str>) -> Result<Turn<'_>, Duration> {
+        let turn = self.turn(account).ok_or(BUSY)?;
+        match self.blocked(account, address) {
+            Some(wait) => Err(wait),
+            None => Ok(turn),
+        }
     }
 
     /// How long the caller must wait before the next attempt, if at all.
@@ -132,6 +184,31 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_attempt_per_account_is_checked_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = crate::crypto::MasterKey::create(&dir.path().join("master.key")).unwrap();
+        let store = Arc::new(Store::create(dir.path(), &master).unwrap());
+        let t = Throttle::new(
+            store,
+            Arc::new(crate::clock::SystemClock),
+            5,
+            Duration::from_secs(60),
+        );
+        let first = t.turn(b"acct").expect("free");
+        assert!(t.turn(b"acct").is_none(), "a second attempt waits");
+        assert!(
+            matches!(t.take_turn(b"acct", None), Err(BUSY)),
+            "and is told to wait a second"
+        );
+        assert!(t.turn(b"other").is_some(), "other accounts are not held up");
+        drop(first);
+        assert!(
+            t.take_turn(b"acct", None).is_ok(),
+            "the turn ends with its guard"
+        );
+    }
 
     #[test]
     fn waits_are_whole_seconds_rounded_up() {

@@ -28,6 +28,9 @@ pub fn normalize_email(raw: &str) -> Option<String> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        // Invisible and direction-changing characters would let an email pose as
+        // another one in the sign-up queue and the users list (as names cannot).
+        && check_text(&email, 254, false).is_ok()
         && !domain.contains('@');
     ok.then_some(email)
 }
@@ -276,5 +279,22 @@ mod tests {
         assert!(normalize_email("ann").is_none());
         assert!(normalize_email("ann@localhost").is_none());
         assert!(normalize_email("a b@example.org").is_none());
+    }
+
+    #[test]
+    fn emails_with_invisible_or_direction_changing_characters_are_refused() {
+        for sneaky in [
+            "ada.admin\u{200B}@ihms.test",
+            "ada.admin@ihms\u{2060}.test",
+            "\u{202E}tset.smhi@nimda.ada",
+            "ada\u{FEFF}@ihms.test",
+        ] {
+            assert!(normalize_email(sneaky).is_none(), "{sneaky:?}");
+        }
+        assert_eq!(
+            normalize_email("José@Example.org").as_deref(),
+            Some("josé@example.org"),
+            "other Unicode stays allowed"
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! Guarantees: emails are unique ignoring case, found through a keyed blind index
 //! (the index never holds an email); account changes are only reachable through
 //! `AdminScope`, which can only be built for an admin caller; every change commits
-//! with its audit entry. Disabling a user ends their sessions and tokens in the same
-//! commit. Whether an account may act is decided by `standing` alone (approved, not
+//! with its audit entry. Disabling a user ends their sessions, tokens and any sign-in
+//! waiting for its second-factor code in the same commit. Whether an account may act is decided by `standing` alone (approved, not
 //! disabled, organization active); sessions, tokens and sign-in all ask it.
 
 use serde::{Deserialize, Serialize};
@@ -412,16 +412,31 @@ impl<'s> AdminScope<'s> {
         tx.commit()
     }
 
-    /// Disables a user and ends all their sessions and tokens in the same commit.
+    /// Disables a user and ends all their sessions and tokens in the same commit. An
+    /// unknown id is `NotFound`, audited as a refusal.
     pub fn disable_user(&self, id: Uuid) -> Result<()> {
         if id == self.caller.user_id() {
             return Err(StoreError::Conflict("you cannot disable your own account"));
         }
         let tx = self.store.write()?;
-        let mut user: User = tx.get(USERS, id.as_bytes())?.ok_or(StoreError::NotFound)?;
+        let Some(mut user) = tx.get::<User>(USERS, id.as_bytes())? else {
+            // An id that names no user: the same NotFound, with the refusal audited.
+            audit::append(
+                &tx,
+                Event::by(
+                    self.caller,
+                    "user.disable",
+                    Some(id.to_string()),
+                    Outcome::Refused,
+                ),
+            )?;
+            tx.commit()?;
+            return Err(StoreError::NotFound);
+        };
         user.disabled = true;
         tx.put(USERS, id.as_bytes(), &user)?;
         super::sessions::revoke_all(&tx, id)?;
+        super::second_factor::end_pending_signins(&tx, id)?;
         // A disabled sign-up no longer waits for approval.
         super::signups::dequeue(&tx, super::signups::Queue::Signup, id)?;
         audit::append(

@@ -1,18 +1,22 @@
 //! Password changes and one-time reset links.
 //!
-//! Guarantees: a password change ends the user's other sessions in the same commit;
-//! a reset link is stored only as the SHA-256 of its secret, is issued only through
-//! `AdminScope`, replaces any earlier link of that user, works once and until
-//! `RESET_LINK_MS` after issue, and using it ends every session of the user in the
-//! same commit as the new password. Hashing and the password policy happen one layer
-//! up; this module only stores. Every step is audited by ids.
+//! Guarantees: a password change ends the user's other sessions, and any sign-in
+//! still waiting for its second-factor code, in the same commit; a reset link is
+//! stored only as the SHA-256 of its secret, is issued only through `AdminScope` and
+//! only for an active account, replaces any earlier link of that user, works once
+//! and until `RESET_LINK_MS` after issue, and using it ends every session and
+//! waiting sign-in of the user in the same commit as the new password. Hashing and
+//! the password policy happen one layer up; this module only stores. Every step is
+//! audited by ids.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::accounts::{AdminScope, User, active_user};
+use super::accounts::{AdminScope, Standing, User, active_user, standing};
 use super::audit::{self, Event, Outcome};
-use super::{RESET_LINKS, Result, Store, StoreError, USERS, sessions};
+use super::{
+    ORGS, RESET_LINKS, Result, Store, StoreError, USERS, WriteTx, second_factor, sessions,
+};
 use crate::crypto;
 use crate::domain::Caller;
 
@@ -41,6 +45,7 @@ pub fn change_own_password(
     user.password_hash = password_hash;
     tx.put(USERS, id.as_bytes(), &user)?;
     let ended = sessions::end_other_sessions(&tx, id, Some(keep))?;
+    second_factor::end_pending_signins(&tx, id)?;
     audit::append(
         &tx,
         Event::by(caller, "password.change", Some(id.to_string()), Outcome::Ok),
@@ -60,6 +65,14 @@ pub fn issue_reset_link(admin: &AdminScope<'_>, user_id: Uuid, now_ms: i64) -> R
         .ok_or(StoreError::NotFound)?;
     if user.disabled {
         return Err(StoreError::Conflict("the user is disabled"));
+    }
+    // A link for an account that cannot sign in (waiting for approval, rejected, in
+    // a disabled organization) would only ever answer 404 to the person given it.
+    let org = tx.get(ORGS, user.org_id.as_bytes())?;
+    if standing(&user, org.as_ref()) != Standing::Active {
+        return Err(StoreError::Conflict(
+            "only an active account can be given a reset link",
+        ));
     }
     // One live link per user: an earlier one stops working.
     for key in tx.keys_desc(RESET_LINKS, &[0u8; 32], &[0xffu8; 33], usize::MAX)? {
@@ -88,6 +101,19 @@ pub fn issue_reset_link(admin: &AdminScope<'_>, user_id: Uuid, now_ms: i64) -> R
     )?;
     tx.commit()?;
     Ok(secret)
+}
+
+/// Drops every reset link of `user` (inside the caller's transaction).
+pub(crate) fn drop_links_of(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
+    for key in tx.keys_desc(RESET_LINKS, &[0u8; 32], &[0xffu8; 33], usize::MAX)? {
+        if tx
+            .get::<ResetLink>(RESET_LINKS, &key)?
+            .is_some_and(|l| l.user_id == user)
+        {
+            tx.remove(RESET_LINKS, &key)?;
+        }
+    }
+    Ok(())
 }
 
 /// The active user a live reset link is for, if any.
@@ -133,6 +159,7 @@ pub fn use_reset_link(
     tx.put(USERS, user.id.as_bytes(), &user)?;
     tx.remove(RESET_LINKS, &hash)?;
     sessions::end_other_sessions(&tx, user.id, None)?;
+    second_factor::end_pending_signins(&tx, user.id)?;
     audit::append(
         &tx,
         Event::anonymous("password.reset", source, Outcome::Ok)

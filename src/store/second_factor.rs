@@ -4,9 +4,11 @@
 //! Guarantees: secrets and recovery hashes are sealed like every stored value; a
 //! code is checked and its step (or recovery code) used up in the same write
 //! transaction, so concurrent requests cannot both spend it; enrolling, replacing or
-//! turning off a factor ends the user's other sessions in the same commit; a pending
+//! turning off a factor ends the user's other sessions in the same commit; a
+//! replacement is seen and confirmed only from the session that started it; a pending
 //! sign-in is not a session: it is found only by the hash of its cookie, from the
-//! address it started at, for `PENDING_MS`, for `PENDING_ATTEMPTS` wrong codes.
+//! address it started at, for `PENDING_MS`, for `PENDING_ATTEMPTS` wrong codes, and
+//! until the user's password changes or the account is disabled or deleted.
 //! Every step is audited, by ids only.
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,12 @@ pub struct SecondFactor {
     pub secret: Option<Vec<u8>>,
     /// A secret shown for enrolment or replacement, not yet confirmed.
     pub pending: Option<Vec<u8>>,
+    /// For a replacement: the hash of the session that started it (after the
+    /// password and a current code). Only that session sees and confirms the new
+    /// secret, so another session of the user (a stolen cookie, say) cannot finish
+    /// a replacement the owner left open.
+    #[serde(default)]
+    pub pending_session: Option<[u8; 32]>,
     /// The last TOTP step accepted: that step and earlier ones are refused.
     pub last_step: Option<u64>,
     /// SHA-256 of each unused recovery code.
@@ -41,6 +49,14 @@ pub struct SecondFactor {
 impl SecondFactor {
     pub fn enrolled(&self) -> bool {
         self.secret.is_some()
+    }
+
+    /// Whether the session with hash `session` may see and confirm the pending
+    /// secret: any session for a first enrolment (confirming it needs the password),
+    /// only the starting session for a replacement.
+    pub fn pending_for(&self, session: &[u8; 32]) -> bool {
+        self.pending.is_some()
+            && (!self.enrolled() || self.pending_session.is_some_and(|s| &s == session))
     }
 }
 
@@ -90,14 +106,20 @@ fn spend(tx: &WriteTx<'_>, user: Uuid, typed: &str, check: &impl CodeCheck) -> R
     Ok(CodeUse::Recovery(factor.recovery.len()))
 }
 
-/// The secret to show for enrolment: the one already pending, or a new one when the
-/// caller has no second factor yet. An enrolled caller gets `Conflict` (replacing
-/// needs `begin_replacement`, after the password and a current code).
-pub fn enrolment_secret(store: &Store, caller: &Caller, fresh: Vec<u8>) -> Result<Vec<u8>> {
+/// The secret to show for enrolment: the one already pending (for a replacement,
+/// only to the session that started it), or a new one when the caller has no second
+/// factor yet. An enrolled caller otherwise gets `Conflict` (replacing needs
+/// `begin_replacement`, after the password and a current code).
+pub fn enrolment_secret(
+    store: &Store,
+    caller: &Caller,
+    session: &[u8; 32],
+    fresh: Vec<u8>,
+) -> Result<Vec<u8>> {
     let user = caller.user_id();
     let tx = store.write()?;
     let mut factor: SecondFactor = tx.get(SECOND_FACTORS, user.as_bytes())?.unwrap_or_default();
-    if let Some(pending) = &factor.pending {
+    if let (true, Some(pending)) = (factor.pending_for(session), &factor.pending) {
         return Ok(pending.clone());
     }
     if factor.enrolled() {
@@ -139,15 +161,22 @@ fn audit_use(tx: &WriteTx<'_>, caller: &Caller, used: CodeUse, failed: &'static 
     }
 }
 
-/// Starts replacing an enrolled caller's factor: `fresh` becomes the pending secret
-/// (the current one keeps working until the new one is confirmed).
-pub fn begin_replacement(store: &Store, caller: &Caller, fresh: Vec<u8>) -> Result<()> {
+/// Starts replacing an enrolled caller's factor from the session with hash
+/// `session`: `fresh` becomes the pending secret, for that session only (the current
+/// one keeps working until the new one is confirmed).
+pub fn begin_replacement(
+    store: &Store,
+    caller: &Caller,
+    session: &[u8; 32],
+    fresh: Vec<u8>,
+) -> Result<()> {
     let user = caller.user_id();
     let tx = store.write()?;
     let mut factor: SecondFactor = tx
         .get(SECOND_FACTORS, user.as_bytes())?
         .ok_or(StoreError::NotFound)?;
     factor.pending = Some(fresh);
+    factor.pending_session = Some(*session);
     tx.put(SECOND_FACTORS, user.as_bytes(), &factor)?;
     audit::append(
         &tx,
@@ -169,6 +198,7 @@ pub fn cancel_replacement(store: &Store, caller: &Caller) -> Result<()> {
         return Ok(());
     };
     if factor.enrolled() && factor.pending.take().is_some() {
+        factor.pending_session = None;
         tx.put(SECOND_FACTORS, user.as_bytes(), &factor)?;
         tx.commit()?;
     }
@@ -177,7 +207,9 @@ pub fn cancel_replacement(store: &Store, caller: &Caller) -> Result<()> {
 
 /// Confirms the pending secret with a first code from it: it becomes the factor,
 /// `recovery` (hashes) replace any earlier codes, and the caller's other sessions end
-/// (all but `keep`), in one commit. False (audited) when the code is wrong.
+/// (all but `keep`, the current session), in one commit. False (audited) when the
+/// code is wrong; `NotFound` when nothing waits for this session (see
+/// `SecondFactor::pending_for`).
 pub fn confirm(
     store: &Store,
     caller: &Caller,
@@ -192,6 +224,9 @@ pub fn confirm(
     let mut factor: SecondFactor = tx
         .get(SECOND_FACTORS, user.as_bytes())?
         .ok_or(StoreError::NotFound)?;
+    if !factor.pending_for(keep) {
+        return Err(StoreError::NotFound);
+    }
     let pending = factor.pending.clone().ok_or(StoreError::NotFound)?;
     let object = Some(user.to_string());
     let Some(step) = check(&pending, typed, None) else {
@@ -202,6 +237,7 @@ pub fn confirm(
     factor = SecondFactor {
         secret: Some(pending),
         pending: None,
+        pending_session: None,
         last_step: Some(step),
         recovery,
         enrolled_ms: Some(now_ms),
@@ -305,6 +341,21 @@ pub fn start_pending(
     )?;
     tx.commit()?;
     Ok(token)
+}
+
+/// Ends every half-finished sign-in of `user` (inside the caller's transaction), so
+/// one started with a password that was since changed or reset, or by an account
+/// since disabled or deleted, can never finish.
+pub(crate) fn end_pending_signins(tx: &WriteTx<'_>, user: Uuid) -> Result<()> {
+    for key in tx.keys_desc(PENDING_SIGNINS, &[0u8; 32], &[0xffu8; 33], usize::MAX)? {
+        if tx
+            .get::<PendingSignin>(PENDING_SIGNINS, &key)?
+            .is_some_and(|p| p.user_id == user)
+        {
+            tx.remove(PENDING_SIGNINS, &key)?;
+        }
+    }
+    Ok(())
 }
 
 /// The live pending sign-in behind a cookie value, from the same address.

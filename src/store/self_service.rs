@@ -6,8 +6,9 @@
 //! caller's profile, organization, sessions (no secrets), token metadata and the
 //! audit entries where the caller is the actor, nothing of anyone else; only admins
 //! can build `Deletions`; processing a request disables the account, ends its
-//! sessions and tokens, erases its personal fields and its email index entry, keeps
-//! its id (so the audit chain stays whole), all in one commit with its audit entry.
+//! sessions and tokens, erases its personal fields, its email index entry, its second
+//! factor, reset links, waiting sign-ins and sign-in throttle record, keeps its id
+//! (so the audit chain stays whole), all in one commit with its audit entry.
 
 use uuid::Uuid;
 
@@ -16,8 +17,8 @@ use super::audit::{self, Entry, Event, Filter, Outcome};
 use super::sessions::{self, ApiToken, Session};
 use super::signups::{Queue, dequeue, enqueue, queue_key, queued};
 use super::{
-    ACCOUNT_QUEUE, Result, SESSIONS, Store, StoreError, USER_EMAIL_IDX, USER_SESSIONS_IDX, USERS,
-    WriteTx, now_ms,
+    ACCOUNT_QUEUE, Result, SECOND_FACTORS, SESSIONS, Store, StoreError, USER_EMAIL_IDX,
+    USER_SESSIONS_IDX, USERS, WriteTx, now_ms,
 };
 use crate::domain::Caller;
 use crate::domain::signup::{AccountState, DELETED_NAME, ProfileChange};
@@ -216,6 +217,13 @@ impl<'s> Deletions<'s> {
             &cat(&email_prefix(tx.keys(), &user.email), id.as_bytes()),
         )?;
         dequeue(&tx, Queue::Signup, id)?;
+        // Credentials and sign-in records go with the person: the TOTP secret and
+        // recovery code hashes, reset links, waiting sign-ins, and the throttle's
+        // record under the email's blind index (it names the user).
+        tx.remove(SECOND_FACTORS, id.as_bytes())?;
+        super::second_factor::end_pending_signins(&tx, id)?;
+        super::credentials::drop_links_of(&tx, id)?;
+        super::signin_guard::forget_account(&tx, &email_prefix(tx.keys(), &user.email))?;
         user.name = DELETED_NAME.to_string();
         user.email = String::new();
         user.phone = String::new();

@@ -276,6 +276,8 @@ pub fn own_tokens(store: &Store, caller: &Caller) -> Result<Vec<ApiToken>> {
 }
 
 /// Revokes one of the caller's own tokens, by id; audited in the same commit.
+/// Anything else (another user's token, an unknown id) is `NotFound`, exactly like a
+/// token that does not exist, and the refusal is audited.
 pub fn revoke_own_token(store: &Store, caller: &Caller, id: Uuid) -> Result<()> {
     let user = caller.user_id();
     let tx = store.write()?;
@@ -297,5 +299,15 @@ pub fn revoke_own_token(store: &Store, caller: &Caller, id: Uuid) -> Result<()> 
             return tx.commit();
         }
     }
+    audit::append(
+        &tx,
+        Event::by(
+            caller,
+            "token.revoke",
+            Some(id.to_string()),
+            Outcome::Refused,
+        ),
+    )?;
+    tx.commit()?;
     Err(StoreError::NotFound)
 }

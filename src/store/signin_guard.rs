@@ -150,6 +150,13 @@ pub fn clear_account(store: &Store, account: &[u8]) -> Result<()> {
     tx.commit()
 }
 
+/// Forgets an account's record inside the caller's transaction (its deletion: the
+/// record names the user).
+pub(crate) fn forget_account(tx: &WriteTx<'_>, account: &[u8]) -> Result<()> {
+    tx.remove(SIGNIN_GUARD, &account_key(account))?;
+    Ok(())
+}
+
 /// Removes records that no longer count anything (quiet for a cool-down, or a block
 /// that has ended), so rate-limit data is kept no longer than it is useful. Audited
 /// when anything was removed; returns how many were.

@@ -341,9 +341,20 @@ async fn disable_user(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
-    admin(&state, &api)?
-        .disable_user(path_id(&id)?)
-        .map_err(conflict)?;
+    let scope = admin(&state, &api)?;
+    let id = id_or_refuse(&id, || {
+        crate::store::audit::record(
+            &state.store,
+            crate::store::audit::Event::by(
+                &api.caller,
+                "user.disable",
+                None,
+                crate::store::audit::Outcome::Refused,
+            ),
+        )
+        .map(|_| ())
+    })?;
+    scope.disable_user(id).map_err(conflict)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -2,6 +2,7 @@
 //! driven by a real HTTPS client that trusts the generated CA; CLI tests run the
 //! built binary. One test binary keeps link time down.
 
+mod account_attacks;
 mod audit_chain;
 mod backup;
 mod backup_abuse;
@@ -21,6 +22,7 @@ mod retention;
 mod second_factor;
 mod self_service;
 mod sessions;
+mod sign_in_attacks;
 mod signin_guard;
 mod signup;
 mod store_at_rest;

@@ -1,4 +1,6 @@
-//! The signed-in user's own API tokens: list and create (the secret is shown once).
+//! The signed-in user's own API tokens: list and create (the secret is shown once),
+//! and revoke. Only the caller's own tokens can be revoked; any other id answers 404
+//! like one that does not exist, and the refusal is audited.
 
 use poem::http::StatusCode;
 use poem::{IntoResponse, Request, Response, handler};
@@ -8,7 +10,7 @@ use crate::domain::validate::check_text;
 use crate::store::audit::{Event, Outcome};
 use crate::store::sessions;
 use crate::web::error::AppError;
-use crate::web::extract::{Posted, Viewer, state};
+use crate::web::extract::{Posted, Viewer, id_or_refuse, state};
 use crate::web::view::when;
 
 #[derive(Serialize)]
@@ -95,7 +97,14 @@ pub async fn revoke_token(
     poem::web::Path(id): poem::web::Path<String>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
-    sessions::revoke_own_token(&state.store, &posted.viewer.caller, id).map_err(AppError::from)?;
+    let caller = &posted.viewer.caller;
+    let id = id_or_refuse(&id, || {
+        crate::store::audit::record(
+            &state.store,
+            Event::by(caller, "token.revoke", None, Outcome::Refused),
+        )
+        .map(|_| ())
+    })?;
+    sessions::revoke_own_token(&state.store, caller, id).map_err(AppError::from)?;
     Ok(poem::web::Redirect::see_other("/account/tokens").into_response())
 }

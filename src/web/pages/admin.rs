@@ -17,7 +17,7 @@ use crate::store::accounts::{self, AdminScope};
 use crate::store::audit::{self, Filter, Outcome};
 use crate::web::AppState;
 use crate::web::error::AppError;
-use crate::web::extract::{AdminCap, FormFields, Posted, Viewer, state};
+use crate::web::extract::{AdminCap, FormFields, Posted, Viewer, id_or_refuse, state};
 use crate::web::pages::session::{ErrorItem, title_case};
 use crate::web::view::{Choice, when};
 
@@ -182,9 +182,20 @@ pub async fn disable_user(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
-    scope(&state, &posted.viewer)?
-        .disable_user(parse_id(&id)?)
-        .map_err(conflict_to_field)?;
+    let admin = scope(&state, &posted.viewer)?;
+    let id = id_or_refuse(&id, || {
+        audit::record(
+            &state.store,
+            audit::Event::by(
+                &posted.viewer.caller,
+                "user.disable",
+                None,
+                Outcome::Refused,
+            ),
+        )
+        .map(|_| ())
+    })?;
+    admin.disable_user(id).map_err(conflict_to_field)?;
     Ok(Redirect::see_other("/admin/users").into_response())
 }
 
@@ -358,6 +369,23 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "account.export",
     "account.delete_request",
     "account.delete",
+    "signin.password_ok",
+    "signin.code_failed",
+    "password.change",
+    "password.reset_link",
+    "password.reset",
+    "mfa.enrol",
+    "mfa.code_failed",
+    "mfa.password_failed",
+    "mfa.recovery_used",
+    "mfa.replace_started",
+    "mfa.disable",
+    "mfa.admin_reset",
+    "backup.export",
+    "backup.restore",
+    "backup.scheduled",
+    "backup.snapshot",
+    "audit.checkpoint",
 ];
 
 #[handler]

@@ -132,9 +132,10 @@ pub async fn change_email(req: &Request, posted: Posted) -> poem::Result<Respons
         );
         render(req, viewer, view, None, StatusCode::UNPROCESSABLE_ENTITY)
     };
-    if let Some(wait) = state.throttle.blocked(&account_key, from.as_deref()) {
-        return Err(AppError::TooMany(wait.as_secs().max(1)).into());
-    }
+    let _turn = state
+        .throttle
+        .take_turn(&account_key, from.as_deref())
+        .map_err(|wait| AppError::TooMany(wait.as_secs().max(1)))?;
     let ok = state
         .hasher
         .verify(

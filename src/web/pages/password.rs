@@ -97,9 +97,10 @@ pub async fn change(req: &Request, posted: Posted) -> poem::Result<Response> {
     let form = &posted.form;
     let key = state.store.keys().blind_index("email", &viewer.user.email);
     let from = source(req);
-    if let Some(wait) = state.throttle.blocked(&key, from.as_deref()) {
-        return Err(AppError::TooMany(wait.as_secs().max(1)).into());
-    }
+    let _turn = state
+        .throttle
+        .take_turn(&key, from.as_deref())
+        .map_err(|wait| AppError::TooMany(wait.as_secs().max(1)))?;
     let current_ok = state
         .hasher
         .verify(
@@ -175,6 +176,16 @@ pub async fn issue_link(
     })?;
     let secret = match credentials::issue_reset_link(&admin, id, state.clock.now_ms()) {
         Ok(s) => s,
+        Err(StoreError::NotFound) => {
+            let event = Event::by(
+                &viewer.caller,
+                "password.reset_link",
+                Some(id.to_string()),
+                Outcome::Refused,
+            );
+            audit::record(&state.store, event).map_err(AppError::from)?;
+            return Err(AppError::NotFound.into());
+        }
         Err(StoreError::Conflict(why)) => return Err(AppError::BadRequest(why.into()).into()),
         Err(e) => return Err(AppError::from(e).into()),
     };

@@ -1,6 +1,7 @@
 //! The agency's account queues: sign-ups awaiting approval (admin and staff) and
 //! deletion requests (admin). Handlers reach the store only through `SignupScope`
-//! and `Deletions`, which refuse anyone else with an audited 404.
+//! and `Deletions`, which refuse anyone else with an audited 404; an id that names
+//! no account waiting in the queue gets the same audited 404.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::signup::{AccountState, parse_reason};
 use crate::store::StoreError;
+use crate::store::audit::{self, Event, Outcome};
 use crate::store::self_service::Deletions;
 use crate::store::signups::{Link, SignupScope};
 use crate::web::error::AppError;
@@ -109,8 +111,30 @@ pub async fn signups_page(req: &Request, viewer: Viewer) -> poem::Result<Respons
     render_signups(req, &viewer, None)
 }
 
-fn path_id(id: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id).map_err(|_| AppError::NotFound)
+/// An id that does not parse, or names no account waiting in the queue: the same 404
+/// as a missing page, with the refusal of `action` audited.
+fn refuse(req: &Request, viewer: &Viewer, action: &'static str, id: Option<Uuid>) -> poem::Error {
+    let event = Event::by(
+        &viewer.caller,
+        action,
+        id.map(|i| i.to_string()),
+        Outcome::Refused,
+    );
+    let recorded =
+        state(req).and_then(|state| audit::record(&state.store, event).map_err(AppError::from));
+    match recorded {
+        Ok(_) => AppError::NotFound.into(),
+        Err(e) => e.into(),
+    }
+}
+
+fn path_id(
+    req: &Request,
+    viewer: &Viewer,
+    action: &'static str,
+    id: &str,
+) -> Result<Uuid, poem::Error> {
+    Uuid::parse_str(id).map_err(|_| refuse(req, viewer, action, None))
 }
 
 #[handler]
@@ -122,7 +146,7 @@ pub async fn approve(
     let state = state(req)?;
     let viewer = &posted.viewer;
     let scope = SignupScope::require(&state.store, &viewer.caller).map_err(AppError::from)?;
-    let id = path_id(&id)?;
+    let id = path_id(req, viewer, "signup.approve", &id)?;
     let link = match posted.form.get("organization_id") {
         "new" => Some(Link::New),
         other => Uuid::parse_str(other).ok().map(Link::Existing),
@@ -133,6 +157,7 @@ pub async fn approve(
     };
     match scope.approve(id, link) {
         Ok(_) => Ok(Redirect::see_other("/admin/signups").into_response()),
+        Err(StoreError::NotFound) => Err(refuse(req, viewer, "signup.approve", Some(id))),
         Err(StoreError::Conflict(_)) => {
             render_signups(req, viewer, Some((id, problem.into(), String::new())))
         }
@@ -149,11 +174,17 @@ pub async fn reject(
     let state = state(req)?;
     let viewer = &posted.viewer;
     let scope = SignupScope::require(&state.store, &viewer.caller).map_err(AppError::from)?;
-    let id = path_id(&id)?;
+    let id = path_id(req, viewer, "signup.reject", &id)?;
     let typed = posted.form.get("reason");
     match parse_reason(typed) {
         Ok(reason) => {
-            scope.reject(id, &reason).map_err(AppError::from)?;
+            match scope.reject(id, &reason) {
+                Ok(()) => {}
+                Err(StoreError::NotFound) => {
+                    return Err(refuse(req, viewer, "signup.reject", Some(id)));
+                }
+                Err(e) => return Err(AppError::from(e).into()),
+            }
             Ok(Redirect::see_other("/admin/signups").into_response())
         }
         Err(e) => render_signups(
@@ -206,12 +237,14 @@ pub async fn process_deletion(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
-    Deletions::require(&state.store, &posted.viewer.caller)
-        .map_err(AppError::from)?
-        .process(path_id(&id)?)
-        .map_err(|e| match e {
-            StoreError::Conflict(why) => AppError::BadRequest(why.to_string()),
-            other => other.into(),
-        })?;
+    let viewer = &posted.viewer;
+    let scope = Deletions::require(&state.store, &viewer.caller).map_err(AppError::from)?;
+    let id = path_id(req, viewer, "account.delete", &id)?;
+    match scope.process(id) {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(refuse(req, viewer, "account.delete", Some(id))),
+        Err(StoreError::Conflict(why)) => return Err(AppError::BadRequest(why.to_string()).into()),
+        Err(e) => return Err(AppError::from(e).into()),
+    }
     Ok(Redirect::see_other("/admin/deletions").into_response())
 }

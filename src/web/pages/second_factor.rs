@@ -3,10 +3,12 @@
 //! removing a lost one. The code step of sign-in is in `signin_code`.
 //!
 //! Guarantees: a first enrolment needs the password; replacing or turning off a
-//! factor needs the password and a current code, and turning it off is refused where
-//! the factor is required; confirming a factor ends the user's other sessions; only
-//! an admin removes someone else's. Codes, secrets and passwords are never logged,
-//! audited or put in a URL.
+//! factor needs the password and a current code; turning it off is refused where the
+//! factor is required, or while the password is shorter than the minimum without one
+//! (12 characters are enough only with a second factor); a replacement is seen and
+//! confirmed only by the session that started it; confirming a factor ends the
+//! user's other sessions; only an admin removes someone else's. Codes, secrets and
+//! passwords are never logged, audited or put in a URL.
 
 use std::collections::BTreeMap;
 
@@ -99,12 +101,14 @@ fn render(
     view.enrolled_at = factor.enrolled_ms.map(crate::web::view::when);
     view.recovery_left = factor.recovery.len();
     if view.recovery_codes.is_empty() {
-        if factor.enrolled() && factor.pending.is_none() {
+        let session = crypto::sha256(viewer.token.as_bytes());
+        if factor.enrolled() && !factor.pending_for(&session) {
             view.mode = "status";
         } else {
             let secret = factors::enrolment_secret(
                 &state.store,
                 &viewer.caller,
+                &session,
                 totp::new_secret().map_err(AppError::from)?,
             )
             .map_err(AppError::from)?;
@@ -145,7 +149,9 @@ pub async fn page(req: &Request, SignedIn(viewer): SignedIn) -> poem::Result<Res
 }
 
 /// Checks the caller's password on the argon2 pool; a wrong one counts as a failed
-/// sign-in. `Err` carries the page to answer with.
+/// sign-in and is audited (`mfa.password_failed`) in the same commit as its count:
+/// someone holding a stolen session guesses here. `Err` carries the page to answer
+/// with.
 async fn password_ok(
     req: &Request,
     state: &AppState,
@@ -153,15 +159,24 @@ async fn password_ok(
     typed: &str,
 ) -> Result<bool, AppError> {
     let key = account_key(state, &viewer.user);
-    if let Some(wait) = state.throttle.blocked(&key, source(req).as_deref()) {
-        return Err(AppError::TooMany(wait.as_secs().max(1)));
-    }
+    let _turn = state
+        .throttle
+        .take_turn(&key, source(req).as_deref())
+        .map_err(|wait| AppError::TooMany(wait.as_secs().max(1)))?;
     let ok = state
         .hasher
         .verify(typed, Some(&viewer.user.password_hash))
         .await?;
     if !ok {
-        state.throttle.fail(&key, source(req).as_deref());
+        let event = Event::by(
+            &viewer.caller,
+            "mfa.password_failed",
+            Some(viewer.user.id.to_string()),
+            Outcome::Failed,
+        );
+        state
+            .throttle
+            .record_failure(Some(&key), source(req).as_deref(), Some(event))?;
     }
     Ok(ok)
 }
@@ -255,6 +270,7 @@ pub async fn replace(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
     factors::begin_replacement(
         &state.store,
         &posted.viewer.caller,
+        &crypto::sha256(posted.viewer.token.as_bytes()),
         totp::new_secret().map_err(AppError::from)?,
     )
     .map_err(AppError::from)?;
@@ -289,6 +305,16 @@ pub async fn disable(req: &Request, posted: SignedInPosted) -> poem::Result<Resp
     if let Some(view) = reauthenticate(req, &state, &posted, "off_").await? {
         return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
     }
+    // 12 characters are enough only with a second factor: without one the password
+    // must meet the longer minimum first.
+    let min = crate::domain::password::MIN_WITHOUT_SECOND_FACTOR;
+    if posted.form.get("off_password").chars().count() < min {
+        let message = format!(
+            "must be at least {min} characters without a second factor; change your password first"
+        );
+        let view = error_view("off_password", &message);
+        return render(req, viewer, view, StatusCode::UNPROCESSABLE_ENTITY);
+    }
     let keep = crypto::sha256(viewer.token.as_bytes());
     factors::disable(&state.store, &viewer.caller, &keep).map_err(AppError::from)?;
     Ok(Redirect::see_other("/account/second-factor").into_response())
@@ -314,6 +340,16 @@ pub async fn admin_reset(
     })?;
     match factors::admin_remove(&admin, id) {
         Ok(()) => Ok(Redirect::see_other("/admin/users").into_response()),
+        Err(StoreError::NotFound) => {
+            let event = Event::by(
+                caller,
+                "mfa.admin_reset",
+                Some(id.to_string()),
+                Outcome::Refused,
+            );
+            audit::record(&state.store, event).map_err(AppError::from)?;
+            Err(AppError::NotFound.into())
+        }
         Err(StoreError::Conflict(why)) => Err(AppError::BadRequest(why.into()).into()),
         Err(e) => Err(AppError::from(e).into()),
     }

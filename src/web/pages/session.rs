@@ -1,8 +1,8 @@
 //! Sign-in, sign-out and the one-time first-admin setup.
 //!
 //! Guarantees: a new session id is issued at every sign-in (an id set before
-//! sign-in is never reused); failures are throttled per account and address and
-//! audited without the email typed; sign-in answers the same for an unknown email
+//! sign-in is never reused); failures are throttled per account and address, one
+//! attempt per account checked at a time, and audited without the email typed; sign-in answers the same for an unknown email
 //! and a wrong password, after the same password-hash work.
 
 use poem::http::StatusCode;
@@ -88,10 +88,15 @@ pub async fn signin(req: &Request, posted: AnonPosted) -> poem::Result<Response>
     let password = form.get("password");
     let from = source(req);
     let account_key = state.store.keys().blind_index("email", &email);
-    let wait = state
-        .throttle
-        .check(Some(&account_key), from.as_deref())
-        .map_err(AppError::from)?;
+    // Held until this attempt's failure is counted (see `Throttle::turn`).
+    let turn = state.throttle.turn(&account_key);
+    let wait = match &turn {
+        None => Some(crate::auth::throttle::BUSY),
+        Some(_) => state
+            .throttle
+            .check(Some(&account_key), from.as_deref())
+            .map_err(AppError::from)?,
+    };
     if let Some(wait) = wait {
         audit::record(
             &state.store,

@@ -3,7 +3,8 @@
 //! Guarantees: the code step runs only for a pending sign-in from the same address
 //! (`store::second_factor`), never for a session, and a session starts only after
 //! a code (or recovery code) is accepted and used up; wrong codes count as failed
-//! sign-ins in the throttle and are audited; codes are never logged or put in a URL.
+//! sign-ins in the throttle and are audited, as are attempts the throttle holds back;
+//! codes are never logged or put in a URL.
 
 use poem::http::StatusCode;
 use poem::web::Redirect;
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use super::second_factor::{account_key, checker, header, landing, now_ms};
 use crate::store::accounts::{self, User};
+use crate::store::audit::{self, Event, Outcome};
 use crate::store::second_factor::{self as factors, SecondStep};
 use crate::store::sessions;
 use crate::web::AppState;
@@ -107,12 +109,23 @@ pub async fn code(req: &Request, posted: AnonPosted) -> poem::Result<Response> {
         return back_to_signin();
     };
     let key = account_key(&state, &user);
-    if let Some(wait) = state.throttle.blocked(&key, from.as_deref()) {
-        let mut resp = render_code(
-            req,
-            Some("Too many failed attempts. Wait a few minutes and try again."),
-            StatusCode::TOO_MANY_REQUESTS,
-        )?;
+    // Held until this attempt's failure is counted (see `Throttle::turn`).
+    let turn = state.throttle.take_turn(&key, from.as_deref());
+    if let Err(wait) = &turn {
+        // Audited like a throttled password step, naming the account by id.
+        let event = Event::anonymous("signin.throttled", from.clone(), Outcome::Refused)
+            .actor(user.id)
+            .object(user.id);
+        audit::record(&state.store, event).map_err(AppError::from)?;
+        // The same words as the password step: the wait may be a second, not minutes.
+        let mut message = format!(
+            "Too many failed attempts. Try again in {}.",
+            crate::web::view::wait_text(*wait)
+        );
+        if wait.as_secs() > 60 {
+            message.push_str(" An administrator can unblock the account sooner.");
+        }
+        let mut resp = render_code(req, Some(&message), StatusCode::TOO_MANY_REQUESTS)?;
         resp.headers_mut()
             .insert("retry-after", wait.as_secs().max(1).into());
         return Ok(resp);

@@ -2,9 +2,9 @@
 //!
 //! Guarantees: the answer to a valid sign-up never depends on whether its email
 //! already has an account (the same redirect after the same password-hash and store
-//! work); sign-ups are throttled per source address and carry the double-submit
-//! CSRF token; nothing typed is logged or audited; the waiting page shows a pending
-//! account its own request and nothing else, and lets it sign out.
+//! work); sign-ups are throttled per source address (IPv6 by /64) and carry the
+//! double-submit CSRF token; nothing typed is logged or audited; the waiting page
+//! shows a pending account its own request and nothing else, and lets it sign out.
 
 use poem::http::StatusCode;
 use poem::web::Redirect;
@@ -72,10 +72,13 @@ pub async fn signup_page(req: &Request) -> poem::Result<Response> {
     render_signup(req, SignupView::default(), StatusCode::OK)
 }
 
-/// The throttle key of a source address (requests without one share a key).
+/// The throttle key of a source address (requests without one share a key). An
+/// IPv6 address counts by its /64, as at sign-in, so one host cannot sign up without
+/// limit by moving through the addresses it holds.
 fn address_key(from: Option<&str>) -> Vec<u8> {
     let mut k = b"signup:".to_vec();
-    k.extend_from_slice(from.unwrap_or("unknown").as_bytes());
+    let bucket = from.map(crate::domain::guard::address_bucket);
+    k.extend_from_slice(bucket.as_deref().unwrap_or("unknown").as_bytes());
     k
 }
 
@@ -255,4 +258,29 @@ pub async fn pending_signout(req: &Request, signout: PendingSignout) -> poem::Re
             .map_err(|_| AppError::Internal("cookie".into()))?,
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_key;
+
+    #[test]
+    fn sign_ups_from_one_ipv6_64_share_one_limit() {
+        assert_eq!(
+            address_key(Some("2001:db8:1:2::1")),
+            address_key(Some("2001:db8:1:2:ffff:ffff:ffff:fffe"))
+        );
+        assert_ne!(
+            address_key(Some("2001:db8:1:2::1")),
+            address_key(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            address_key(Some("::ffff:192.0.2.7")),
+            address_key(Some("192.0.2.7"))
+        );
+        assert_ne!(
+            address_key(Some("192.0.2.7")),
+            address_key(Some("192.0.2.8"))
+        );
+    }
 }
