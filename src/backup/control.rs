@@ -23,6 +23,8 @@ use crate::web::AppState;
 
 pub const SOCKET: &str = "control.sock";
 const FRAME: usize = 256 * 1024;
+/// How long the service waits on a silent control client.
+const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET)
@@ -71,6 +73,10 @@ pub fn listen(state: Arc<AppState>) -> io::Result<tokio::task::JoinHandle<()>> {
                 let handled = async {
                     let std = stream.into_std()?;
                     std.set_nonblocking(false)?;
+                    // A client that sends nothing, or stops reading, is dropped rather
+                    // than holding a thread, a read transaction and the document files.
+                    std.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+                    std.set_write_timeout(Some(CLIENT_TIMEOUT))?;
                     tokio::task::spawn_blocking(move || handle(&state, std))
                         .await
                         .map_err(io::Error::other)?
