@@ -14,6 +14,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod direct;
 pub mod documents;
 pub mod domain;
 pub mod ops;
