@@ -1,22 +1,16 @@
 //! Getting backup and restore writes onto the disk while the CPU keeps working.
 //!
-//! Guarantees: nothing here weakens durability. `Flushing` only starts the disk
-//! early (an `fdatasync` on a second handle while encryption goes on), and hands
-//! back the first error that flush met, so the caller's final `fsync` cannot hide
-//! it; `Syncer` fsyncs each restored file on its own thread and reports the first
-//! failure when it finishes, before the restore may be called done. Without them
-//! the kernel would hold a whole backup in the page cache until the final `fsync`,
-//! and the disk would sit idle during encryption and busy during nothing else.
-//! `widen_pipe` lets the two threads of a backup or restore hand over bigger pieces.
+//! Guarantees: nothing here weakens durability. `Syncer` fsyncs each restored file
+//! on its own thread and reports the first failure when it finishes, before the
+//! restore may be called done. (The bytes themselves go to the disk as they are
+//! written, through `crate::direct`.) `widen_pipe` lets the two threads of a backup
+//! or restore hand over bigger pieces.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
-
-/// Starts writeback after this many bytes have been written since the last start.
-const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
 
 /// Asks for a 1 MiB pipe buffer (allowed unprivileged by Linux's default
 /// `pipe-max-size`), so the two threads of a backup or restore hand over 1 MiB
@@ -44,69 +38,6 @@ fn joined(thread: Option<JoinHandle<io::Result<()>>>) -> io::Result<()> {
         None => Ok(()),
         Some(Ok(result)) => result,
         Some(Err(_)) => Err(io::Error::other("the flushing thread failed")),
-    }
-}
-
-/// A file being written that asks a second thread to flush it every
-/// `FLUSH_EVERY` bytes.
-pub struct Flushing {
-    file: File,
-    since: u64,
-    tick: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<io::Result<()>>>,
-}
-
-impl Flushing {
-    pub fn new(file: File) -> io::Result<Self> {
-        let handle = file.try_clone()?;
-        // One pending request at most: if the disk is behind, later ones are
-        // dropped, since one flush covers every page dirty when it runs.
-        let (tick, rx) = sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("backup-flush".into())
-            .spawn(move || drain(rx, |()| handle.sync_data()))?;
-        Ok(Self {
-            file,
-            since: 0,
-            tick: Some(tick),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the flushing thread; the file, or the first error a flush met.
-    pub fn into_file(mut self) -> io::Result<File> {
-        self.tick = None;
-        joined(self.thread.take())?;
-        self.file.try_clone()
-    }
-}
-
-impl Write for Flushing {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.since += n as u64;
-        if self.since >= FLUSH_EVERY {
-            self.since = 0;
-            if let Some(tick) = &self.tick
-                && let Err(TrySendError::Disconnected(())) = tick.try_send(())
-            {
-                return Err(joined(self.thread.take())
-                    .err()
-                    .unwrap_or_else(|| io::Error::other("the flushing thread stopped")));
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl Drop for Flushing {
-    fn drop(&mut self) {
-        self.tick = None;
-        let _ = joined(self.thread.take());
     }
 }
 
@@ -162,26 +93,7 @@ impl Drop for Syncer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    #[test]
-    fn a_flushing_file_keeps_every_byte_written() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("f");
-        let mut w = Flushing::new(File::create(&path).expect("create")).expect("flushing");
-        let block = vec![7u8; 1024 * 1024];
-        for _ in 0..(FLUSH_EVERY / block.len() as u64) * 2 + 3 {
-            w.write_all(&block).expect("write");
-        }
-        w.into_file().expect("file").sync_all().expect("sync");
-        let mut got = Vec::new();
-        File::open(&path)
-            .expect("open")
-            .read_to_end(&mut got)
-            .expect("read");
-        assert_eq!(got.len() as u64, FLUSH_EVERY * 2 + 3 * 1024 * 1024);
-        assert!(got.iter().all(|b| *b == 7));
-    }
+    use std::io::Write;
 
     #[test]
     fn the_syncer_syncs_every_queued_file_and_then_finishes() {

@@ -5,13 +5,12 @@
 //! removed on any failure, on a stop signal and when the writer is dropped
 //! unfinished; an existing file is never overwritten.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::durable::Flushing;
 use super::{BackupError, Protect, archive, interrupt};
+use crate::direct::DirectFile;
 
 /// A new backup file: written as `<out>.partial` (0600, created exclusively, so two
 /// exports to one name cannot mix their bytes), renamed into place by `finish` after
@@ -19,7 +18,7 @@ use super::{BackupError, Protect, archive, interrupt};
 pub struct Output {
     partial: PathBuf,
     out: PathBuf,
-    file: Option<BufWriter<Flushing>>,
+    file: Option<DirectFile>,
     renamed: bool,
 }
 
@@ -34,12 +33,7 @@ impl Output {
         let mut partial = out.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)
-            .map_err(|e| match e.kind() {
+        let file = DirectFile::create_new(&partial, 0o600).map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => BackupError::Usage(format!(
                     "{} exists: another export to this name is running, or one was killed; remove it if none runs",
                     partial.display()
@@ -49,8 +43,8 @@ impl Output {
         Ok(Self {
             partial,
             out: out.to_path_buf(),
-            // Writeback starts while the export goes on, so the final fsync is short.
-            file: Some(BufWriter::with_capacity(1 << 20, Flushing::new(file)?)),
+            // Straight to the disk while the export goes on: the final fsync is short.
+            file: Some(file),
             renamed: false,
         })
     }
@@ -89,8 +83,7 @@ impl Output {
     pub fn finish(mut self) -> Result<PathBuf, BackupError> {
         interrupt::check().map_err(|_| BackupError::Stopped)?;
         if let Some(file) = self.file.take() {
-            let file = file.into_inner().map_err(|e| e.into_error())?;
-            file.into_file()?.sync_all()?;
+            file.finish()?.sync_all()?;
         }
         if self.out.exists() {
             return Err(BackupError::Usage(format!(
