@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,23 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ihms_connect::config::{Config, Overrides};
 use ihms_connect::{ops, tls};
+
+/// Writes to stdout; a closed pipe (`| head`) is an error on stderr, not a panic.
+macro_rules! out {
+    () => {
+        writeln!(std::io::stdout()).context("cannot write to standard output")?
+    };
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*).context("cannot write to standard output")?
+    };
+}
+
+/// Like `out!` without the line end.
+macro_rules! out_part {
+    ($($arg:tt)*) => {
+        write!(std::io::stdout(), $($arg)*).context("cannot write to standard output")?
+    };
+}
 
 #[derive(Parser)]
 #[command(
@@ -263,25 +281,25 @@ async fn serve(cfg: Config) -> Result<()> {
         ip if ip.is_loopback() => "localhost".to_string(),
         ip => ip.to_string(),
     };
-    println!(
+    out!(
         "IHMS Connect is listening on https://{}:{}",
         host,
         running.addr.port()
     );
     if let Some(ca) = &running.ca_pem {
-        println!("Local CA SHA-256 fingerprint: {}", tls::fingerprint(ca)?);
-        println!(
+        out!("Local CA SHA-256 fingerprint: {}", tls::fingerprint(ca)?);
+        out!(
             "Export the CA for workstations with: ihms-connect tls export-ca --data-dir {}",
             cfg.data_dir.display()
         );
     }
     if let Some(code) = &running.setup_code {
-        println!();
-        println!("No admin exists yet. Create the first admin at:");
-        println!("  https://{}:{}/setup", host, running.addr.port());
-        println!("with this one-time setup code:");
-        println!("  {code}");
-        println!("(or stop the service and run `ihms-connect init`)");
+        out!();
+        out!("No admin exists yet. Create the first admin at:");
+        out!("  https://{}:{}/setup", host, running.addr.port());
+        out!("with this one-time setup code:");
+        out!("  {code}");
+        out!("(or stop the service and run `ihms-connect init`)");
     }
     tracing::info!(addr = %running.addr, "listening");
     running.task.await.context("server task failed")??;
@@ -306,7 +324,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = config(&common, None)?;
             ops::init(&cfg, &admin_email, &admin_name, &admin_password_file)?;
-            println!(
+            out!(
                 "initialised {}; first admin created",
                 cfg.data_dir.display()
             );
@@ -321,7 +339,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
         } => {
             let cfg = config(&common, None)?;
-            println!("{}", ops::create_token(&cfg, &email, &name)?);
+            out!("{}", ops::create_token(&cfg, &email, &name)?);
             Ok(())
         }
         Command::Audit {
@@ -348,8 +366,8 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = config(&common, None)?;
             match checkpoint {
-                Some(file) => println!("{}", ops::verify_audit_checkpoint(&cfg, &file)?),
-                None => println!("{}", ops::verify_audit(&cfg)?),
+                Some(file) => out!("{}", ops::verify_audit_checkpoint(&cfg, &file)?),
+                None => out!("{}", ops::verify_audit(&cfg)?),
             }
             Ok(())
         }
@@ -357,7 +375,7 @@ fn run(cli: Cli) -> Result<()> {
             command: AuditCommand::Checkpoint { common },
         } => {
             let cfg = config(&common, None)?;
-            println!("{}", ops::audit_checkpoint(&cfg)?);
+            out!("{}", ops::audit_checkpoint(&cfg)?);
             Ok(())
         }
         Command::Backup { command } => backup(command),
@@ -369,8 +387,8 @@ fn run(cli: Cli) -> Result<()> {
                 ..Overrides::default()
             })?;
             ihms_connect::backup::check_settings(&cfg).context("setting backup_passphrase_file")?;
-            println!("{} is valid; settings in force:", file.display());
-            print!(
+            out!("{} is valid; settings in force:", file.display());
+            out_part!(
                 "{}",
                 toml::to_string(&cfg).context("cannot show the settings")?
             );
@@ -383,14 +401,14 @@ fn run(cli: Cli) -> Result<()> {
             if !cfg.data_dir.is_dir() {
                 anyhow::bail!("data directory {} does not exist", cfg.data_dir.display());
             }
-            print!("{}", tls::ca_pem(&cfg.data_dir)?);
+            out_part!("{}", tls::ca_pem(&cfg.data_dir)?);
             Ok(())
         }
         Command::Documents {
             command: DocumentsCommand::ExportIdentity { common },
         } => {
             let cfg = config(&common, None)?;
-            println!("{}", ops::export_document_identity(&cfg)?);
+            out!("{}", ops::export_document_identity(&cfg)?);
             Ok(())
         }
         Command::Documents {
@@ -398,7 +416,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = config(&common, None)?;
             let id = ops::rotate_link_key(&cfg)?;
-            println!(
+            out!(
                 "document links are now signed with key {id}; links signed with the previous key work until they expire"
             );
             Ok(())
@@ -420,10 +438,10 @@ fn backup(command: BackupCommand) -> Result<()> {
                 .context("cannot listen for Ctrl-C and stop signals")?;
             let summary =
                 ops::backup_export(&cfg, &out, &recipient, passphrase_file.as_deref(), quiet)?;
-            println!("{summary}");
+            out!("{summary}");
         }
         BackupCommand::Verify { file, unlock } => {
-            println!(
+            out!(
                 "{}",
                 ops::backup_verify(
                     &file,
@@ -440,7 +458,7 @@ fn backup(command: BackupCommand) -> Result<()> {
         } => {
             ihms_connect::backup::interrupt::watch()
                 .context("cannot listen for Ctrl-C and stop signals")?;
-            println!(
+            out!(
                 "{}",
                 ops::backup_restore(
                     &file,
@@ -451,7 +469,7 @@ fn backup(command: BackupCommand) -> Result<()> {
                 )?
             );
         }
-        BackupCommand::Keygen { out } => println!("{}", ops::backup_keygen(&out)?),
+        BackupCommand::Keygen { out } => out!("{}", ops::backup_keygen(&out)?),
     }
     Ok(())
 }

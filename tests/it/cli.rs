@@ -159,6 +159,24 @@ fn init_then_token_then_verify_and_init_refuses_an_initialised_dir() {
     let ca = run(&["tls", "export-ca"], &data);
     assert!(ca.status.success());
     assert!(String::from_utf8_lossy(&ca.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+
+    // Output into a pipe nobody reads any more (`| head` that has quit): one clear
+    // line and a non-zero exit, never a panic.
+    for args in [&["tls", "export-ca"][..], &["audit", "verify"][..]] {
+        let mut child = bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert!(!out.status.success(), "{args:?}");
+        let line = stderr_line(&out);
+        assert!(line.contains("cannot write to standard output"), "{line}");
+    }
 }
 
 #[test]
