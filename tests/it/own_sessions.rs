@@ -198,6 +198,9 @@ async fn disabling_a_user_ends_their_session_and_token_on_the_very_next_request(
                 .submit("/admin/users", &format!("/admin/users/{id}/disable"), &[])
                 .await;
             assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+            let to = resp.headers()["location"].to_str().expect("location");
+            let (_, html) = admin.page(to).await;
+            assert!(html.contains("Account disabled"), "the admin is told");
         }
         assert!(lands_on_sign_in(&user).await, "{email}: session ended");
         assert_eq!(

@@ -424,9 +424,26 @@ async fn an_admin_removes_a_lost_second_factor_and_the_user_sets_up_a_new_one() 
         .submit("/admin/users", &format!("/admin/users/{id}{marker}"), &[])
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let (_, html) = admin.page(&to).await;
+    assert!(html.contains("Second factor removed"), "the admin is told");
+    // Without a second factor there is nothing to reset: the button is gone.
+    let staff_row = |html: &str| {
+        let at = html.find(staff_email).expect("listed");
+        html[at..at + html[at..].find("</tr>").expect("row end")].to_string()
+    };
+    assert!(!staff_row(&html).contains(marker), "no reset offered");
     assert_eq!(staff.page("/orders").await.0, StatusCode::SEE_OTHER);
     let (b, to) = password_step(&app, staff_email, PASSWORD).await;
     assert_eq!(to, "/account/second-factor", "set up anew");
     enrol_second_factor(&app, &b, staff_email, PASSWORD).await;
     assert_eq!(b.page("/orders").await.0, StatusCode::OK);
+    let (_, html) = admin.page("/admin/users").await;
+    assert!(
+        staff_row(&html).contains(marker),
+        "offered again once set up"
+    );
 }

@@ -15,6 +15,7 @@ use crate::domain::{OrgKind, Role};
 use crate::store::StoreError;
 use crate::store::accounts::{self, AdminScope};
 use crate::store::audit::{self, Filter, Outcome};
+use crate::store::second_factor;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{AdminCap, FormFields, Posted, Viewer, id_or_refuse, state};
@@ -81,6 +82,26 @@ struct UserRow {
     disabled: bool,
     state: &'static str,
     state_label: &'static str,
+    has_second_factor: bool,
+}
+
+/// What the users page confirms after an action redirected to it.
+#[derive(Deserialize, Default)]
+pub struct UsersQuery {
+    done: Option<String>,
+}
+
+impl UsersQuery {
+    fn notice(&self) -> Option<&'static str> {
+        Some(match self.done.as_deref()? {
+            "added" => "User added. They can sign in now.",
+            "disabled" => "Account disabled. Its sessions and API tokens have ended.",
+            "factor-reset" => {
+                "Second factor removed and their sessions ended. They set up a new one when their role needs it."
+            }
+            _ => return None,
+        })
+    }
 }
 
 fn render_users(
@@ -88,27 +109,34 @@ fn render_users(
     viewer: &Viewer,
     form: FormState,
     status: StatusCode,
+    notice: Option<&'static str>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
     let tx = state.store.read().map_err(AppError::from)?;
     let orgs = accounts::all_orgs(&tx).map_err(AppError::from)?;
-    drop(tx);
     let names: HashMap<Uuid, String> = orgs.iter().map(|o| (o.id, o.name.clone())).collect();
+    let has_factor =
+        |id: Uuid| second_factor::get(&tx, id).map(|f| f.is_some_and(|f| f.enrolled()));
     let users: Vec<UserRow> = scope(&state, viewer)?
         .users()
         .map_err(AppError::from)?
         .into_iter()
-        .map(|u| UserRow {
-            id: u.id.to_string(),
-            name: u.name,
-            email: u.email,
-            role_label: u.role.label(),
-            org_name: names.get(&u.org_id).cloned().unwrap_or_default(),
-            disabled: u.disabled,
-            state: u.state.code(),
-            state_label: u.state.label(),
+        .map(|u| {
+            Ok(UserRow {
+                id: u.id.to_string(),
+                has_second_factor: has_factor(u.id)?,
+                name: u.name,
+                email: u.email,
+                role_label: u.role.label(),
+                org_name: names.get(&u.org_id).cloned().unwrap_or_default(),
+                disabled: u.disabled,
+                state: u.state.code(),
+                state_label: u.state.label(),
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()
+        .map_err(AppError::from)?;
+    drop(tx);
     let view = serde_json::json!({
         "users": users,
         "orgs": orgs.iter().filter(|o| !o.disabled).map(|o| serde_json::json!({
@@ -120,9 +148,7 @@ fn render_users(
         "error_list": form.error_list,
     });
     let mut base = viewer.base(&state, "Users", "users");
-    if status == StatusCode::SEE_OTHER {
-        base.notice = Some("Saved.".into());
-    }
+    base.notice = notice.map(Into::into);
     Ok(state
         .templates
         .render("admin_users.html", &base, view)?
@@ -131,8 +157,18 @@ fn render_users(
 }
 
 #[handler]
-pub async fn users_page(req: &Request, AdminCap(viewer): AdminCap) -> poem::Result<Response> {
-    render_users(req, &viewer, FormState::default(), StatusCode::OK)
+pub async fn users_page(
+    req: &Request,
+    AdminCap(viewer): AdminCap,
+    Query(q): Query<UsersQuery>,
+) -> poem::Result<Response> {
+    render_users(
+        req,
+        &viewer,
+        FormState::default(),
+        StatusCode::OK,
+        q.notice(),
+    )
 }
 
 #[handler]
@@ -160,12 +196,13 @@ pub async fn create_user(req: &Request, posted: Posted) -> poem::Result<Response
         Err(errors) => Err(AppError::Invalid(errors)),
     };
     match result {
-        Ok(_) => Ok(Redirect::see_other("/admin/users").into_response()),
+        Ok(_) => Ok(Redirect::see_other("/admin/users?done=added").into_response()),
         Err(AppError::Invalid(errors)) => render_users(
             req,
             viewer,
             FormState::from_errors(&posted.form, errors),
             StatusCode::UNPROCESSABLE_ENTITY,
+            None,
         ),
         Err(e) => Err(e.into()),
     }
@@ -196,7 +233,7 @@ pub async fn disable_user(
         .map(|_| ())
     })?;
     admin.disable_user(id).map_err(conflict_to_field)?;
-    Ok(Redirect::see_other("/admin/users").into_response())
+    Ok(Redirect::see_other("/admin/users?done=disabled").into_response())
 }
 
 #[derive(Serialize)]

@@ -339,7 +339,7 @@ pub async fn admin_reset(
         .map(|_| ())
     })?;
     match factors::admin_remove(&admin, id) {
-        Ok(()) => Ok(Redirect::see_other("/admin/users").into_response()),
+        Ok(()) => Ok(Redirect::see_other("/admin/users?done=factor-reset").into_response()),
         Err(StoreError::NotFound) => {
             let event = Event::by(
                 caller,
