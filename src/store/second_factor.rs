@@ -44,6 +44,10 @@ pub struct SecondFactor {
     /// SHA-256 of each unused recovery code.
     pub recovery: Vec<[u8; 32]>,
     pub enrolled_ms: Option<i64>,
+    /// Set by an admin's reset: a new factor is owed at the next sign-in whatever
+    /// the role, since the password may be one allowed only with a second factor.
+    #[serde(default)]
+    pub owed: bool,
 }
 
 impl SecondFactor {
@@ -81,6 +85,15 @@ pub fn get(tx: &ReadTx<'_>, user: Uuid) -> Result<Option<SecondFactor>> {
 /// Whether `user` has a confirmed second factor.
 pub fn is_enrolled(store: &Store, user: Uuid) -> Result<bool> {
     Ok(get(&store.read()?, user)?.is_some_and(|f| f.enrolled()))
+}
+
+/// Whether `user` must set up a second factor before anything else opens: their
+/// role needs one (`required`) or an admin reset theirs, and none is confirmed yet.
+pub fn is_owed(store: &Store, user: Uuid, required: bool) -> Result<bool> {
+    Ok(match get(&store.read()?, user)? {
+        Some(f) => !f.enrolled() && (required || f.owed),
+        None => required,
+    })
 }
 
 /// Checks `typed` (a TOTP code or a recovery code) and uses it up inside `tx`.
@@ -241,6 +254,7 @@ pub fn confirm(
         last_step: Some(step),
         recovery,
         enrolled_ms: Some(now_ms),
+        owed: false,
     };
     tx.put(SECOND_FACTORS, user.as_bytes(), &factor)?;
     sessions::end_other_sessions(&tx, user, Some(keep))?;
@@ -266,8 +280,8 @@ pub fn disable(store: &Store, caller: &Caller, keep: &[u8; 32]) -> Result<()> {
 }
 
 /// An admin removes another user's second factor (lost phone and recovery codes):
-/// all their sessions end in the same commit, and a user whose role needs one sets
-/// up a new one at the next sign-in.
+/// all their sessions end in the same commit, and the user sets up a new one at the
+/// next sign-in (then may turn it off where the role and password allow).
 pub fn admin_remove(admin: &AdminScope<'_>, user: Uuid) -> Result<()> {
     let caller = admin.caller();
     if user == caller.user_id() {
@@ -279,7 +293,11 @@ pub fn admin_remove(admin: &AdminScope<'_>, user: Uuid) -> Result<()> {
     if tx.get::<User>(USERS, user.as_bytes())?.is_none() {
         return Err(StoreError::NotFound);
     }
-    tx.remove(SECOND_FACTORS, user.as_bytes())?;
+    let owed = SecondFactor {
+        owed: true,
+        ..SecondFactor::default()
+    };
+    tx.put(SECOND_FACTORS, user.as_bytes(), &owed)?;
     sessions::end_other_sessions(&tx, user, None)?;
     audit::append(
         &tx,

@@ -150,7 +150,11 @@ impl Viewer {
             self.user.role,
             state.cfg.require_second_factor_for_all,
         );
-        Ok(required && !second_factor::is_enrolled(&state.store, self.user.id)?)
+        Ok(second_factor::is_owed(
+            &state.store,
+            self.user.id,
+            required,
+        )?)
     }
 }
 

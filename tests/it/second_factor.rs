@@ -447,3 +447,36 @@ async fn an_admin_removes_a_lost_second_factor_and_the_user_sets_up_a_new_one() 
         "offered again once set up"
     );
 }
+
+#[tokio::test]
+async fn after_an_admin_reset_even_an_optional_role_sets_up_a_new_factor_first() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let planner = sign_in(&app, PLANNER, PASSWORD).await;
+    enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
+    let admin = sign_in(&app, crate::common::ADMIN_EMAIL, PASSWORD).await;
+    let (_, html) = admin.page("/admin/users").await;
+    let row = html.find(PLANNER).expect("listed");
+    let marker = "/second-factor-reset";
+    let end = row + html[row..].find(marker).expect("form");
+    let id = html[end - 36..end].to_string();
+    let resp = admin
+        .submit("/admin/users", &format!("/admin/users/{id}{marker}"), &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(planner.page("/orders").await.0, StatusCode::SEE_OTHER);
+
+    // The password may be one allowed only with a second factor: a new one comes
+    // first, even though the role does not need one.
+    let (b, to) = password_step(&app, PLANNER, PASSWORD).await;
+    assert_eq!(to, "/account/second-factor");
+    assert_eq!(b.page("/orders").await.0, StatusCode::SEE_OTHER);
+    let (_, html) = b.page("/account/second-factor").await;
+    assert!(html.contains("An administrator reset your second factor"));
+    enrol_second_factor(&app, &b, PLANNER, PASSWORD).await;
+    assert_eq!(b.page("/orders").await.0, StatusCode::OK);
+    let (b, to) = password_step(&app, PLANNER, PASSWORD).await;
+    assert_eq!(to, "/signin/code", "the new factor is asked for");
+    let resp = code_step(&b, &app.next_code(PLANNER)).await;
+    assert_eq!(resp.headers()["location"], "/orders");
+}

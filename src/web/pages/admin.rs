@@ -97,7 +97,7 @@ impl UsersQuery {
             "added" => "User added. They can sign in now.",
             "disabled" => "Account disabled. Its sessions and API tokens have ended.",
             "factor-reset" => {
-                "Second factor removed and their sessions ended. They set up a new one when their role needs it."
+                "Second factor removed and their sessions ended. They set up a new one at their next sign-in."
             }
             _ => return None,
         })

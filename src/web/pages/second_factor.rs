@@ -53,7 +53,7 @@ pub(super) fn checker(
 pub fn landing(state: &AppState, user: &User) -> Result<&'static str, AppError> {
     let required =
         crate::domain::second_factor::required(user.role, state.cfg.require_second_factor_for_all);
-    if required && !factors::is_enrolled(&state.store, user.id)? {
+    if factors::is_owed(&state.store, user.id, required)? {
         Ok("/account/second-factor")
     } else {
         Ok("/orders")
@@ -125,10 +125,11 @@ fn render(
     }
     let mut base = viewer.base(&state, "Second factor", "second_factor");
     if viewer.owes_second_factor(&state)? {
-        base.notice = Some(
+        base.notice = Some(if view.required {
             "Your role needs a second factor. Set it up to continue; nothing else opens until then."
-                .into(),
-        );
+        } else {
+            "An administrator reset your second factor. Set up a new one to continue; nothing else opens until then."
+        }.into());
     }
     Ok(state
         .templates
