@@ -49,17 +49,24 @@ fn buffered(file: &File) -> io::Result<()> {
 }
 
 /// Writes `bytes` at the file's position; when the file system turns `O_DIRECT`
-/// down, goes on through the page cache.
+/// down (at once, or after a short write left the position unaligned), writes the
+/// rest, from where it stands, through the page cache.
 fn write_all(file: &mut File, direct: &mut bool, bytes: &[u8]) -> io::Result<()> {
-    match file.write_all(bytes) {
-        Err(e) if *direct && e.raw_os_error() == Some(nix::libc::EINVAL) => {
-            // Nothing of a refused direct write reached the file: retry it buffered.
-            *direct = false;
-            buffered(file)?;
-            file.write_all(bytes)
+    let mut done = 0;
+    while done < bytes.len() {
+        match file.write(&bytes[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if *direct && e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                // A refused write writes nothing: go on buffered from `done`.
+                *direct = false;
+                buffered(file)?;
+            }
+            Err(e) => return Err(e),
         }
-        other => other,
     }
+    Ok(())
 }
 
 struct Io {
@@ -190,7 +197,7 @@ impl DirectFile {
             if direct {
                 buffered(&file)?;
             }
-            file.write_all(&bytes[aligned..])?;
+            write_all(&mut file, &mut false, &bytes[aligned..])?;
         }
         Ok(file)
     }

@@ -476,6 +476,9 @@ fn backup(command: BackupCommand) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything the binary writes (store, keys, certificates, backups, restored
+    // data) is for the service account alone, however the shell or unit was set up.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,13 +4,25 @@
 //! the process where it stands; it asks the export or restore to stop, which then
 //! fails at its next chunk with "stopped by a signal" and, through the usual error
 //! path, removes its `.partial` file or everything it restored. A second signal ends
-//! the process at once (for a command stuck waiting on something). The flag is
-//! process-wide because signals are; the service never sets it.
+//! the process at once (for a command stuck waiting on something), naming what it
+//! leaves behind for the operator to remove. The flag is process-wide because
+//! signals are; the service never sets it.
 
 use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// What a command ended at once would leave half-written.
+static LEAVING: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Names what an abrupt end (a second signal) would leave half-written.
+pub fn leaving(path: &Path) {
+    if let Ok(mut slot) = LEAVING.lock() {
+        *slot = Some(path.to_path_buf());
+    }
+}
 
 /// Whether a stop was asked for.
 pub fn requested() -> bool {
@@ -68,6 +80,14 @@ pub fn watch() -> io::Result<()> {
                     }
                     // The command then fails with its one `error:` line.
                     if REQUESTED.swap(true, Ordering::SeqCst) {
+                        let left = LEAVING.lock().ok().and_then(|slot| slot.clone());
+                        match left {
+                            Some(path) => eprintln!(
+                                "error: stopped at once by a second signal; {} may hold partly written data: remove it before trying again",
+                                path.display()
+                            ),
+                            None => eprintln!("error: stopped at once by a second signal"),
+                        }
                         std::process::exit(130);
                     }
                 }

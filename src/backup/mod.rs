@@ -54,7 +54,7 @@ pub enum BackupError {
     Restored(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 
@@ -225,6 +225,12 @@ impl Unlock {
     pub fn open(&self, file: &Path) -> Result<impl Read + use<>, BackupError> {
         let input = File::open(file)
             .map_err(|e| BackupError::Usage(format!("cannot open {}: {e}", file.display())))?;
+        if input.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(BackupError::Usage(format!(
+                "{} is a directory; give the backup file",
+                file.display()
+            )));
+        }
         let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, input))
             .map_err(|e| match e {
                 age::DecryptError::Io(e) => BackupError::Damaged(e.to_string()),

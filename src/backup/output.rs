@@ -24,7 +24,8 @@ pub struct Output {
 
 impl Output {
     pub fn create(out: &Path) -> Result<Self, BackupError> {
-        if out.exists() {
+        // A dangling symbolic link counts too: the rename would replace it.
+        if out.symlink_metadata().is_ok() {
             return Err(BackupError::Usage(format!(
                 "{} already exists; choose another name",
                 out.display()
@@ -40,6 +41,7 @@ impl Output {
                 )),
                 _ => BackupError::Usage(format!("cannot write {}: {e}", partial.display())),
             })?;
+        interrupt::leaving(&partial);
         Ok(Self {
             partial,
             out: out.to_path_buf(),
@@ -85,7 +87,7 @@ impl Output {
         if let Some(file) = self.file.take() {
             file.finish()?.sync_all()?;
         }
-        if self.out.exists() {
+        if self.out.symlink_metadata().is_ok() {
             return Err(BackupError::Usage(format!(
                 "{} appeared while the backup was written; choose another name",
                 self.out.display()

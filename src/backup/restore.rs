@@ -155,8 +155,21 @@ pub struct Restored {
 /// Removes what a failed restore wrote.
 struct Cleanup<'a> {
     dir: &'a Path,
-    created_dir: bool,
+    /// The outermost directory the restore created (`dir` or one of its parents).
+    created: Option<PathBuf>,
     armed: bool,
+}
+
+/// The outermost directory that creating `dir` with its parents makes.
+fn outermost_missing(dir: &Path) -> PathBuf {
+    let mut top = dir.to_path_buf();
+    for parent in dir.ancestors().skip(1) {
+        if parent.as_os_str().is_empty() || parent.symlink_metadata().is_ok() {
+            break;
+        }
+        top = parent.to_path_buf();
+    }
+    top
 }
 
 impl Drop for Cleanup<'_> {
@@ -164,8 +177,8 @@ impl Drop for Cleanup<'_> {
         if !self.armed {
             return;
         }
-        if self.created_dir {
-            let _ = fs::remove_dir_all(self.dir);
+        if let Some(created) = &self.created {
+            let _ = fs::remove_dir_all(created);
         } else if let Ok(entries) = fs::read_dir(self.dir) {
             for entry in entries.flatten() {
                 let path = entry.path();
@@ -186,7 +199,7 @@ pub fn restore(
     dir: &Path,
     progress: archive::Progress<'_>,
 ) -> Result<Restored, BackupError> {
-    let created_dir = match fs::read_dir(dir) {
+    let created = match fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 return Err(BackupError::Usage(format!(
@@ -194,12 +207,13 @@ pub fn restore(
                     dir.display()
                 )));
             }
-            false
+            None
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let top = outermost_missing(dir);
             fs::create_dir_all(dir)
                 .map_err(|e| BackupError::Usage(format!("cannot create {}: {e}", dir.display())))?;
-            true
+            Some(top)
         }
         Err(e) => {
             return Err(BackupError::Usage(format!(
@@ -209,9 +223,10 @@ pub fn restore(
         }
     };
     // Open the backup before writing anything, so a wrong key leaves no trace.
+    interrupt::leaving(dir);
     let mut cleanup = Cleanup {
         dir,
-        created_dir,
+        created,
         armed: true,
     };
     unlock.open(file)?;

@@ -230,6 +230,7 @@ async fn a_backup_taken_while_orders_are_written_restores_exactly_the_snapshot()
     let restored_dir = target.path().join("data");
     let out = ok(restore(&file, &identity, &restored_dir));
     assert!(out.contains("audit chain intact"), "{out}");
+    crate::common::assert_private(&restored_dir);
     ok(bin()
         .args(["audit", "verify", "--data-dir"])
         .arg(&restored_dir)

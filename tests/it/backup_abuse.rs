@@ -82,7 +82,9 @@ async fn ctrl_c_or_kill_during_an_export_or_a_restore_leaves_nothing_half_writte
         .output()
         .expect("export"));
     for signal in ["INT", "TERM"] {
-        let into = work.path().join(format!("restored-{signal}"));
+        // A target whose parents do not exist yet: the parents go too.
+        let outer = work.path().join(format!("restored-{signal}"));
+        let into = outer.join("deep").join("data");
         let mut child = bin()
             .args(["backup", "restore", "--quiet", "--passphrase-file"])
             .arg(&pass)
@@ -98,7 +100,10 @@ async fn ctrl_c_or_kill_during_an_export_or_a_restore_leaves_nothing_half_writte
         signal_when(&mut child, signal, || into.join("store.redb").exists());
         let err = refused(child.wait_with_output().expect("wait"));
         assert!(err.contains("stopped by a signal"), "{err}");
-        assert!(!into.exists(), "SIG{signal} left a half-restored directory");
+        assert!(
+            !outer.exists(),
+            "SIG{signal} left a half-restored directory"
+        );
     }
 }
 
@@ -212,6 +217,25 @@ async fn a_new_backup_refuses_a_passphrase_with_spaces_at_either_end_or_a_second
         assert!(err.contains(why), "{name}: {err}");
         assert!(!out.exists() && !partial(&out).exists());
     }
+}
+
+#[tokio::test]
+async fn odd_paths_are_refused_by_name_and_nothing_is_replaced() {
+    let work = tempfile::tempdir().expect("tmp");
+    let mut app = spawn_app().await;
+    app.stop().await;
+    let (identity, public) = keygen(work.path(), "backup.key");
+    // A dangling symbolic link at the output name is not overwritten.
+    let out = work.path().join("link.age");
+    let target = work.path().join("nowhere");
+    std::os::unix::fs::symlink(&target, &out).expect("symlink");
+    let err = refused(crate::backup::export(&app.cfg.data_dir, &out, &public));
+    assert!(err.contains("already exists"), "{err}");
+    assert!(out.symlink_metadata().expect("link").is_symlink());
+    assert!(!target.exists() && !partial(&out).exists());
+    // A directory given as the backup file.
+    let err = refused(with_key(&["backup", "verify"], work.path(), &identity));
+    assert!(err.contains("is a directory"), "{err}");
 }
 
 #[tokio::test]

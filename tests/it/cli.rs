@@ -159,6 +159,8 @@ fn init_then_token_then_verify_and_init_refuses_an_initialised_dir() {
     let ca = run(&["tls", "export-ca"], &data);
     assert!(ca.status.success());
     assert!(String::from_utf8_lossy(&ca.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+    // Whatever the caller's umask, the data directory is the service account's alone.
+    crate::common::assert_private(&data);
 
     // Output into a pipe nobody reads any more (`| head` that has quit): one clear
     // line and a non-zero exit, never a panic.

@@ -1,7 +1,7 @@
 //! `spawn_app()` and helpers shared by the integration tests.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ihms_connect::auth::totp;
@@ -443,4 +443,25 @@ pub async fn agency_id(app: &App) -> String {
     let vstart = before.rfind("value=\"").expect("option value") + 7;
     let vend = before[vstart..].find('"').expect("end") + vstart;
     before[vstart..vend].to_string()
+}
+
+/// Asserts that `dir`, and everything under it, is for its owner alone.
+pub fn assert_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(dir)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "{} is mode {:o}",
+        dir.display(),
+        mode & 0o777
+    );
+    if std::fs::symlink_metadata(dir).expect("stat").is_dir() {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            assert_private(&entry.expect("entry").path());
+        }
+    }
 }
