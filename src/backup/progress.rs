@@ -9,6 +9,7 @@ pub struct Reporter {
     bar: Option<ProgressBar>,
     total: AtomicU64,
     last_tenth: AtomicU64,
+    done: AtomicU64,
     label: &'static str,
 }
 
@@ -29,12 +30,14 @@ impl Reporter {
             bar,
             total: AtomicU64::new(total.max(1)),
             last_tenth: AtomicU64::new(if quiet { u64::MAX } else { 0 }),
+            done: AtomicU64::new(0),
             label,
         }
     }
 
     /// Records that `done` bytes are through.
     pub fn update(&self, done: u64) {
+        self.done.store(done, Ordering::Relaxed);
         let total = self.total.load(Ordering::Relaxed);
         if done > total {
             self.total.store(done, Ordering::Relaxed);
@@ -46,7 +49,8 @@ impl Reporter {
             bar.set_position(done);
             return;
         }
-        let tenth = (done.saturating_mul(10) / total.max(1)).min(10);
+        // The total is an estimate (the file's size, say): 100% is said by `finish`.
+        let tenth = (done.saturating_mul(10) / total.max(1)).min(9);
         let last = self.last_tenth.load(Ordering::Relaxed);
         if last != u64::MAX && tenth > last {
             self.last_tenth.store(tenth, Ordering::Relaxed);
@@ -59,9 +63,16 @@ impl Reporter {
         }
     }
 
+    /// Ends the bar, or says the last plain line: everything is through.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        } else if self.last_tenth.load(Ordering::Relaxed) != u64::MAX {
+            eprintln!(
+                "{}: {} MiB (100%)",
+                self.label,
+                self.done.load(Ordering::Relaxed) / (1024 * 1024)
+            );
         }
     }
 }

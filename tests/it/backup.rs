@@ -224,6 +224,17 @@ async fn a_backup_taken_while_orders_are_written_restores_exactly_the_snapshot()
 
     let verified = ok(with_key(&["backup", "verify"], &file, &identity));
     assert!(verified.contains("is intact"), "{verified}");
+    // Off a terminal, progress is plain lines on stderr that end at 100%.
+    let loud = bin()
+        .args(["backup", "verify"])
+        .arg(&file)
+        .arg("--identity")
+        .arg(&identity)
+        .output()
+        .expect("verify");
+    let err = String::from_utf8_lossy(&loud.stderr).to_string();
+    assert!(loud.status.success() && !err.contains('\r'), "{err}");
+    assert!(err.trim_end().ends_with("(100%)"), "{err}");
 
     // Restore into an empty directory; the audit chain verifies.
     let target = tempfile::tempdir().expect("tmp");
