@@ -307,7 +307,17 @@ pub fn backup_export(
             let progress =
                 backup::progress::Reporter::new("backup", backup::archive::estimate(&store), quiet);
             let manifest =
-                backup::export_store(&store, &extras, out, &protect, &|n| progress.update(n))?;
+                match backup::export_store(&store, &extras, out, &protect, &|n| progress.update(n))
+                {
+                    Ok(manifest) => manifest,
+                    Err(e) => {
+                        // As the service audits a snapshot that failed, so does this.
+                        let failed =
+                            Event::anonymous("backup.export", Some("cli".into()), Outcome::Failed);
+                        let _ = audit::record(&store, failed);
+                        return Err(e.into());
+                    }
+                };
             progress.finish();
             backup::keep_backup_checkpoint(&store, cfg, &manifest.checkpoint);
             backups::record(

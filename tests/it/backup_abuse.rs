@@ -76,6 +76,18 @@ async fn ctrl_c_or_kill_during_an_export_or_a_restore_leaves_nothing_half_writte
         );
         assert!(!out.exists());
     }
+    // Each stopped export is in the audit log as a failure.
+    {
+        use ihms_connect::store::audit::{self, Filter, Outcome};
+        let store = ihms_connect::ops::open_store(&app.cfg).expect("store");
+        let filter = Filter {
+            action: Some("backup.export".into()),
+            outcome: Some(Outcome::Failed),
+            ..Filter::default()
+        };
+        let tx = store.read().expect("read");
+        assert_eq!(audit::list(&tx, &filter, 10).expect("list").0.len(), 2);
+    }
 
     let file = work.path().join("whole.age");
     ok(passphrase_export(&data, &pass, &file)
