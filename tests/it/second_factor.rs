@@ -473,6 +473,10 @@ async fn after_an_admin_reset_even_an_optional_role_sets_up_a_new_factor_first()
     assert_eq!(b.page("/orders").await.0, StatusCode::SEE_OTHER);
     let (_, html) = b.page("/account/second-factor").await;
     assert!(html.contains("An administrator reset your second factor"));
+    assert!(
+        !html.contains("It is optional for your role"),
+        "no mixed message"
+    );
     enrol_second_factor(&app, &b, PLANNER, PASSWORD).await;
     assert_eq!(b.page("/orders").await.0, StatusCode::OK);
     let (b, to) = password_step(&app, PLANNER, PASSWORD).await;
