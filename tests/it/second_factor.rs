@@ -401,6 +401,16 @@ async fn a_pending_sign_in_is_bound_to_its_address_and_expires_after_five_minute
     assert_eq!(b.page("/orders").await.0, StatusCode::SEE_OTHER);
 }
 
+const RESET: &str = "/second-factor-reset";
+
+/// The id in the users page's second-factor reset form for `email`.
+async fn reset_form_id(admin: &Browser, email: &str) -> String {
+    let (_, html) = admin.page("/admin/users").await;
+    let row = html.find(email).expect("listed");
+    let end = row + html[row..].find(RESET).expect("form");
+    html[end - 36..end].to_string()
+}
+
 #[tokio::test]
 async fn an_admin_removes_a_lost_second_factor_and_the_user_sets_up_a_new_one() {
     let app = spawn_app().await;
@@ -408,11 +418,8 @@ async fn an_admin_removes_a_lost_second_factor_and_the_user_sets_up_a_new_one() 
     let staff_email = "coordinator@ihms.test";
     let staff = sign_in(&app, staff_email, PASSWORD).await;
     let admin = sign_in(&app, crate::common::ADMIN_EMAIL, PASSWORD).await;
-    let (_, html) = admin.page("/admin/users").await;
-    let row = html.find(staff_email).expect("listed");
-    let marker = "/second-factor-reset";
-    let end = row + html[row..].find(marker).expect("form");
-    let id = html[end - 36..end].to_string();
+    let id = reset_form_id(&admin, staff_email).await;
+    let marker = RESET;
 
     let planner = sign_in(&app, PLANNER, PASSWORD).await;
     let refused = planner
@@ -455,13 +462,9 @@ async fn after_an_admin_reset_even_an_optional_role_sets_up_a_new_factor_first()
     let planner = sign_in(&app, PLANNER, PASSWORD).await;
     enrol_second_factor(&app, &planner, PLANNER, PASSWORD).await;
     let admin = sign_in(&app, crate::common::ADMIN_EMAIL, PASSWORD).await;
-    let (_, html) = admin.page("/admin/users").await;
-    let row = html.find(PLANNER).expect("listed");
-    let marker = "/second-factor-reset";
-    let end = row + html[row..].find(marker).expect("form");
-    let id = html[end - 36..end].to_string();
+    let id = reset_form_id(&admin, PLANNER).await;
     let resp = admin
-        .submit("/admin/users", &format!("/admin/users/{id}{marker}"), &[])
+        .submit("/admin/users", &format!("/admin/users/{id}{RESET}"), &[])
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(planner.page("/orders").await.0, StatusCode::SEE_OTHER);
