@@ -179,6 +179,7 @@ pub async fn start_with_clock(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running> {
     let (store, _) = open_or_create_store(&cfg)?;
+    crate::store::orders::backfill_indexes(&store)?;
     let tls = tls_material(&cfg)?;
     let setup_code = if accounts::has_admin(&store)? {
         None

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::domain::conversation::Thread;
 use crate::domain::order::{FieldWarning, OrderData};
+use crate::domain::placement::OfferStatus;
 use crate::domain::{Caller, Party, Status};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +156,10 @@ const SCOPE_AGENCY: u8 = b'A';
 const SCOPE_FACILITY: u8 = b'F';
 const SCOPE_PROVIDER: u8 = b'P';
 const ANY_STATUS: u8 = 0xff;
+/// Listed under a provider while an offer to it is open on the order: its inbox.
+const AWAITING: u8 = 0xfe;
+/// Set once every stored order has its `AWAITING` entries (stores from before them).
+const AWAITING_BUILT: &[u8] = b"idx:awaiting:v1";
 
 pub(crate) fn scope_prefix(party: Party) -> [u8; 17] {
     let (tag, id) = match party {
@@ -198,11 +203,46 @@ pub(crate) fn index_keys(
     for party in scope_parties(rec) {
         out.push((ORDER_IDX, idx_key(party, ANY_STATUS, &rec.id)));
         out.push((ORDER_IDX, idx_key(party, rec.status.code(), &rec.id)));
+        if let Party::Provider(org) = party
+            && awaits(rec, org)
+        {
+            out.push((ORDER_IDX, idx_key(party, AWAITING, &rec.id)));
+        }
         for term in &terms {
             out.push((SEARCH_IDX, search::key(keys, party, term, &rec.id)));
         }
     }
     out
+}
+
+/// Whether an offer on `rec` is open to the provider organization `org`.
+fn awaits(rec: &OrderRecord, org: Uuid) -> bool {
+    rec.workflow
+        .lines
+        .iter()
+        .flat_map(|l| l.offers.iter())
+        .any(|o| o.provider == org && o.status == OfferStatus::Open)
+}
+
+/// Gives every stored order the index entries of a newer build (once per store; the
+/// service runs it at start, so a restore's checks see the store as it was saved).
+pub fn backfill_indexes(store: &Store) -> Result<()> {
+    let tx = store.write()?;
+    if tx.exists(META, AWAITING_BUILT)? {
+        return Ok(());
+    }
+    let lo = idx_key(Party::Agency, ANY_STATUS, &Uuid::nil());
+    let hi = idx_key(Party::Agency, ANY_STATUS, &Uuid::max());
+    for key in tx.keys_desc(ORDER_IDX, &lo, &hi, usize::MAX)? {
+        let Some(rec) = tx.get::<OrderRecord>(ORDERS, &key[18..])? else {
+            continue;
+        };
+        for (def, k) in index_keys(tx.keys(), &rec) {
+            tx.index_put(def, &k)?;
+        }
+    }
+    tx.put(META, AWAITING_BUILT, &true)?;
+    tx.commit()
 }
 
 /// Writes a record and its index entries (replacing the old entries on update).
@@ -250,8 +290,23 @@ impl<'s> OrderScope<'s> {
 
     /// Newest first, optionally filtered by status, starting after `cursor`.
     pub fn list(&self, status: Option<Status>, cursor: Option<Uuid>, limit: usize) -> Result<Page> {
+        self.list_under(status.map_or(ANY_STATUS, Status::code), cursor, limit)
+    }
+
+    /// A provider's orders with an offer open to it, newest first (empty for
+    /// everyone else).
+    pub fn awaiting(&self, cursor: Option<Uuid>, limit: usize) -> Result<Page> {
+        match self.party() {
+            Party::Provider(_) => self.list_under(AWAITING, cursor, limit),
+            _ => Ok(Page {
+                items: Vec::new(),
+                next: None,
+            }),
+        }
+    }
+
+    fn list_under(&self, status: u8, cursor: Option<Uuid>, limit: usize) -> Result<Page> {
         let party = self.party();
-        let status = status.map_or(ANY_STATUS, Status::code);
         let lo = idx_key(party, status, &Uuid::nil());
         let hi = match cursor {
             Some(c) => idx_key(party, status, &c),

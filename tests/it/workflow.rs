@@ -749,6 +749,9 @@ async fn the_workflow_works_through_the_web_pages_alone() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // Answered, the offer leaves the inbox.
+    let (_, inbox) = provider.page("/inbox").await;
+    assert!(!inbox.contains(&id), "an answered offer leaves the inbox");
     assert_eq!(
         post(&staff, format!("{page}/offers/{offer}/award"), vec![])
             .await
@@ -1127,4 +1130,46 @@ async fn a_declined_provider_loses_the_order_its_thread_and_its_documents() {
         StatusCode::NOT_FOUND,
         "withdrawn"
     );
+}
+
+#[tokio::test]
+async fn a_providers_inbox_holds_every_open_offer_however_many_orders_it_sees() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let provider = sign_in(&app, "intake@harborhh.test", PASSWORD).await; // prov1
+    // More orders offered to the provider than one page of its orders holds; the
+    // oldest one's offer is still open.
+    let mut ids = Vec::new();
+    for _ in 0..201 {
+        let id = submit(&app, &w.fac3_token, &w.orgs, "order-014").await;
+        eligible(&app, &w.staff_token, &id).await;
+        step(
+            &app,
+            &w.staff_token,
+            &format!("/api/v1/orders/{id}/lines/0/offers"),
+            json!({"providers": [w.orgs["prov1"]]}),
+        )
+        .await;
+        ids.push(id);
+    }
+    let (_, inbox) = provider.page("/inbox").await;
+    for id in [&ids[0], &ids[200]] {
+        assert!(inbox.contains(id.as_str()), "{id} listed");
+    }
+    // Answered, an offer leaves the inbox; the rest stay.
+    let order = app
+        .get_json(&w.provider_token, &format!("/api/v1/orders/{}", ids[0]))
+        .await
+        .1;
+    let offer = offer_of(&order, 0, &w.orgs["prov1"]);
+    step(
+        &app,
+        &w.provider_token,
+        &format!("/api/v1/orders/{}/offers/{offer}/respond", ids[0]),
+        json!({"answer": "declined", "reason": "no_capacity"}),
+    )
+    .await;
+    let (_, inbox) = provider.page("/inbox").await;
+    assert!(!inbox.contains(ids[0].as_str()), "a declined offer leaves");
+    assert!(inbox.contains(ids[1].as_str()), "the next oldest stays");
 }

@@ -29,7 +29,7 @@ pub fn awaiting(
     let Party::Provider(me) = viewer.caller.party() else {
         return Ok(Vec::new());
     };
-    let page = OrderScope::new(&state.store, &viewer.caller).list(None, None, 200)?;
+    let page = OrderScope::new(&state.store, &viewer.caller).awaiting(None, 500)?;
     let mut out = Vec::new();
     for rec in &page.items {
         let (view, _) = project(Party::Provider(me), rec);
