@@ -5,8 +5,10 @@
 //!
 //! Each run times the CLI and the server back to back; the ratio printed is the
 //! median of the runs' ratios (CLI time / server time), so background load on a
-//! shared machine skews both sides alike. The client runs in this process, on the
-//! same CPUs as the server.
+//! shared machine skews both sides alike. Before each timed step, `sync` writes out
+//! what the previous one left dirty, so no step pays for another's write-back. The
+//! client runs in this process, on the same CPUs as the server; the share of CPU
+//! time left idle during uploads shows whether they were bound by the CPUs.
 //!
 //! Run with `cargo bench --bench documents` (needs `age`, `age-keygen` and `sync` on
 //! PATH). Targets: each way at least 0.7 of the reference CLI's throughput, memory
@@ -93,6 +95,22 @@ struct Run {
     cli_enc: Duration,
     cli_dec: Duration,
     cli_enc_sync: Duration,
+    /// Share of the machine's CPU time left idle during the upload.
+    up_idle: f64,
+}
+
+/// The machine's CPU time so far, in clock ticks: (idle, all).
+fn cpu_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").expect("stat");
+    let fields: Vec<u64> = text
+        .lines()
+        .next()
+        .expect("cpu line")
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().expect("ticks"))
+        .collect();
+    (fields[3] + fields[4], fields.iter().sum())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -106,6 +124,12 @@ fn best(times: &[Duration]) -> Duration {
 
 fn mib_per_s(d: Duration) -> f64 {
     SIZE as f64 / MIB / d.as_secs_f64()
+}
+
+/// Writes out what the previous step left dirty in the page cache, so that its
+/// write-back does not run during (and count against) the next timed step.
+fn settle() {
+    run(&mut Command::new("sync"));
 }
 
 fn timed(cmd: &mut Command) -> Duration {
@@ -301,9 +325,15 @@ fn main() {
         // the machine is doing weighs on both sides of a ratio alike.
         let mut runs = Vec::new();
         for _ in 0..RUNS {
+            settle();
             let cli_enc = timed(&mut age_enc());
+            settle();
+            let before = cpu_ticks();
             let (up, doc) = upload(SIZE).await;
+            let after = cpu_ticks();
+            settle();
             let cli_dec = timed(&mut age_dec());
+            settle();
             let (down, total) = download(doc).await;
             assert_eq!(total, SIZE, "the whole file comes back");
             // For context only: the CLI does not fsync its output; the server must.
@@ -316,6 +346,7 @@ fn main() {
                 cli_enc,
                 cli_dec,
                 cli_enc_sync: t.elapsed(),
+                up_idle: (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64,
             });
         }
         (runs, rss_before, status_kib(pid, "VmHWM:"))
@@ -345,6 +376,10 @@ fn main() {
         "  (context: age CLI encrypt + fsync of its output {:7.1} MiB/s; upload ratio to that {:.2})",
         mib_per_s(pick(|r| r.cli_enc_sync)),
         ratio(|r| r.cli_enc_sync.as_secs_f64() / r.up.as_secs_f64())
+    );
+    println!(
+        "  (context: CPU idle during uploads {:.0}% of both CPUs' time)",
+        100.0 * median(runs.iter().map(|r| r.up_idle).collect())
     );
     for (i, r) in runs.iter().enumerate() {
         println!(

@@ -12,6 +12,7 @@
 //! by `clean_orphans` at start. Shredding overwrites a file's whole length with zeros
 //! and fsyncs before unlinking it.
 
+mod age_writer;
 pub mod links;
 pub mod open;
 pub mod seal;

@@ -1,13 +1,13 @@
 //! Writing an upload: plaintext chunks in, an age file on disk out.
 //!
 //! Guarantees: chunks go, in batches of about 256 KiB, through a small bounded
-//! channel to one blocking thread that encrypts them with age (X25519, to the
-//! document identity) straight into a new temp file (mode 0600) in the documents
-//! directory, so memory stays flat whatever the size and no plaintext byte reaches
-//! the disk. A second thread computes the plaintext's SHA-256 from the same buffers
-//! meanwhile. `finish` returns only after the
-//! file is complete and fsynced; anything else (an error, `abort`, or dropping the
-//! `Sealer`) removes the temp file.
+//! channel to one blocking thread that encrypts them into a standard age file
+//! ([`AgeWriter`], X25519 to the document identity) straight into a new temp file
+//! (mode 0600) in the documents directory, so memory stays flat whatever the size
+//! and no plaintext byte reaches the disk. The plaintext's SHA-256 is computed on
+//! the receiving task as each chunk arrives, while it is still in cache. `finish`
+//! returns only after the file is complete and fsynced; anything else (an error,
+//! `abort`, or dropping the `Sealer`) removes the temp file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+
+use super::age_writer::AgeWriter;
 
 /// How many bytes at the start of a stored file `head_sha256` covers: the age
 /// header (the file key wrapped to our identity) and the payload nonce, both unique
@@ -48,9 +50,8 @@ pub struct Sealed {
 pub struct Sealer {
     tx: Option<mpsc::Sender<Msg>>,
     task: Option<tokio::task::JoinHandle<io::Result<Sealed>>>,
-    /// The plaintext digest runs on its own thread, beside the encryption.
-    hash_tx: Option<mpsc::Sender<Vec<Bytes>>>,
-    hash_task: Option<tokio::task::JoinHandle<[u8; 32]>>,
+    /// The plaintext digest, computed as chunks arrive (while they are in cache).
+    hasher: Sha256,
     pending: Vec<Bytes>,
     pending_len: usize,
 }
@@ -139,10 +140,7 @@ fn write_all(
         hasher: Sha256::new(),
         seen: 0,
     };
-    let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-            .map_err(io::Error::other)?;
-    let mut out = encryptor.wrap_output(head)?;
+    let mut out = AgeWriter::new(recipient, head)?;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Chunks(chunks)) => {
@@ -183,21 +181,10 @@ impl Sealer {
             }
             result
         });
-        let (hash_tx, mut hash_rx) = mpsc::channel::<Vec<Bytes>>(CHANNEL_DEPTH);
-        let hash_task = tokio::task::spawn_blocking(move || {
-            let mut hasher = Sha256::new();
-            while let Some(batch) = hash_rx.blocking_recv() {
-                for bytes in &batch {
-                    hasher.update(bytes);
-                }
-            }
-            hasher.finalize().into()
-        });
         Ok(Self {
             tx: Some(tx),
             task: Some(task),
-            hash_tx: Some(hash_tx),
-            hash_task: Some(hash_task),
+            hasher: Sha256::new(),
             pending: Vec::new(),
             pending_len: 0,
         })
@@ -227,19 +214,11 @@ impl Sealer {
         }
         self.pending_len = 0;
         let batch = std::mem::take(&mut self.pending);
-        // Clones of `Bytes` share the buffers: both threads read the same memory.
-        if let Some(hash_tx) = &self.hash_tx {
-            hash_tx
-                .send(batch.clone())
-                .await
-                .map_err(|_| io::Error::other("hasher stopped early"))?;
-        }
         self.send(Msg::Chunks(batch)).await
     }
 
     async fn join(&mut self) -> io::Result<Sealed> {
         self.tx = None;
-        self.hash_tx = None;
         match self.task.take() {
             Some(task) => task.await.map_err(io::Error::other)?,
             None => Err(io::Error::other("upload already finished")),
@@ -248,6 +227,7 @@ impl Sealer {
 
     /// Encrypts one more chunk (waits while the writer is behind).
     pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.hasher.update(&chunk);
         self.pending_len += chunk.len();
         self.pending.push(chunk);
         if self.pending_len >= BATCH {
@@ -260,11 +240,7 @@ impl Sealer {
     /// SHA-256.
     pub async fn finish(mut self) -> io::Result<Sealed> {
         self.send_pending().await?;
-        self.hash_tx = None;
-        let sha256 = match self.hash_task.take() {
-            Some(task) => task.await.map_err(io::Error::other)?,
-            None => return Err(io::Error::other("upload already finished")),
-        };
+        let sha256 = std::mem::take(&mut self.hasher).finalize().into();
         self.send(Msg::Finish).await?;
         let mut sealed = self.join().await?;
         sealed.sha256 = sha256;

@@ -178,8 +178,18 @@ async fn the_reference_age_cli_decrypts_a_stored_file_to_the_same_bytes() {
     let mut app = spawn_app().await;
     let w = world(&app).await;
     let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
-    let pdf = sample_pdf();
-    let id = upload_ok(&app, &w.fac2_token, &order, pdf.clone(), "a.pdf").await;
+    // The fixture, a file of exactly two 64 KiB payload chunks, and one that ends
+    // mid-chunk: the chunk boundaries are where a hand-made format would go wrong.
+    let padded = |len: usize| -> Vec<u8> {
+        let mut bytes = b"%PDF-1.7\n".to_vec();
+        bytes.extend((0..len - bytes.len()).map(|i| (i * 31 % 251) as u8));
+        bytes
+    };
+    let files = [sample_pdf(), padded(128 * 1024), padded(200 * 1024 + 17)];
+    let mut ids = Vec::new();
+    for bytes in &files {
+        ids.push(upload_ok(&app, &w.fac2_token, &order, bytes.clone(), "a.pdf").await);
+    }
     app.stop().await;
 
     let identity = documents_cli(&app, "export-identity");
@@ -189,20 +199,26 @@ async fn the_reference_age_cli_decrypts_a_stored_file_to_the_same_bytes() {
     );
     let key_file = app.dir.path().join("identity.txt");
     std::fs::write(&key_file, &identity).expect("key file");
-    let stored = app.cfg.data_dir.join("documents").join(format!("{id}.age"));
-    let decrypted = std::process::Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(&key_file)
-        .arg(&stored)
-        .output()
-        .expect("age");
-    assert!(
-        decrypted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&decrypted.stderr)
-    );
-    assert_eq!(decrypted.stdout, pdf);
+    for (id, bytes) in ids.iter().zip(&files) {
+        let stored = app.cfg.data_dir.join("documents").join(format!("{id}.age"));
+        let decrypted = std::process::Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&key_file)
+            .arg(&stored)
+            .output()
+            .expect("age");
+        assert!(
+            decrypted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&decrypted.stderr)
+        );
+        assert!(
+            decrypted.stdout == *bytes,
+            "the {}-byte file decrypts to the same bytes",
+            bytes.len()
+        );
+    }
 
     // The export is audited.
     let app = app.restart().await;
