@@ -712,7 +712,33 @@ async fn the_workflow_works_through_the_web_pages_alone() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(resp.text().await.expect("html").contains("eligible"));
+    let html = resp.text().await.expect("html");
+    assert!(html.contains("eligible"));
+    // A refused form comes back as it was filled in.
+    let ticked = format!("value=\"{}\" checked", w.orgs["prov1"]);
+    assert!(html.contains(&ticked), "the ticked provider stays ticked");
+    let resp = post(
+        &staff,
+        format!("{page}/steps/coverage"),
+        vec![
+            ("plan", "0".into()),
+            ("result", "not_eligible".into()),
+            ("method", "".into()),
+            ("reference", "REF-TYPED-9".into()),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("value=\"REF-TYPED-9\""),
+        "the reference is kept"
+    );
+    assert!(html.contains("<option value=\"not_eligible\" selected>"));
+    assert!(
+        !html.contains("name=\"csrf\" value=\"\""),
+        "never an empty token"
+    );
     let cov = vec![
         ("plan", "0".into()),
         ("result", "eligible".into()),
@@ -742,6 +768,21 @@ async fn the_workflow_works_through_the_web_pages_alone() {
         .as_str()
         .expect("offer")
         .to_string();
+    // Declining with "Other" needs details: refused, the choices are kept.
+    let resp = post(
+        &provider,
+        format!("{page}/offers/{offer}/respond"),
+        vec![
+            ("answer", "declined".into()),
+            ("reason", "other".into()),
+            ("reason_text", "".into()),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.expect("html");
+    assert!(html.contains("value=\"declined\" checked"));
+    assert!(html.contains("<option value=\"other\" selected>"));
     let resp = post(
         &provider,
         format!("{page}/offers/{offer}/respond"),
@@ -757,6 +798,18 @@ async fn the_workflow_works_through_the_web_pages_alone() {
             .await
             .status(),
         StatusCode::SEE_OTHER
+    );
+    let resp = post(
+        &provider,
+        format!("{page}/lines/0/start"),
+        vec![("date", "2026-02-30".into())],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("value=\"2026-02-30\""),
+        "the typed date is kept"
     );
     let resp = post(
         &provider,

@@ -149,7 +149,7 @@ pub fn render_with_error(
     thread: Option<&str>,
     forms: Forms,
     status: StatusCode,
-    error: Option<(String, String)>,
+    error: Option<crate::web::pages::steps::Refused>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
     let caller = &viewer.caller;

@@ -293,7 +293,7 @@ pub fn workflow_context(
     state: &crate::web::AppState,
     viewer: &Viewer,
     rec: &OrderRecord,
-    error: Option<(String, String)>,
+    error: Option<crate::web::pages::steps::Refused>,
 ) -> Result<serde_json::Value, AppError> {
     let names = org_names(state)?;
     let party = viewer.caller.party();
@@ -338,7 +338,7 @@ pub fn workflow_context(
         "decline_reasons": crate::domain::placement::DeclineReason::ALL.iter().map(|r| Choice {
             value: r.code().into(), label: r.label().into(), selected: false,
         }).collect::<Vec<_>>(),
-        "error": error.map(|(field, message)| serde_json::json!({ "field": field, "message": message })),
+        "error": error,
         "today": today().to_string(),
     });
     Ok(view)

@@ -1,9 +1,13 @@
 //! Workflow step forms on the order page. Each posts to one route, runs through
 //! `steps::run` (the same path as the API) and comes back to the order; a refused
-//! step shows the order again with the reason beside the form.
+//! step shows the order again with the reason beside the form, and the form
+//! filled with what was sent (never the CSRF token), so nothing typed is lost.
+
+use std::collections::BTreeMap;
 
 use poem::web::{Path, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::web::error::AppError;
@@ -14,10 +18,24 @@ fn id(s: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(s).map_err(|_| AppError::NotFound)
 }
 
+/// A refused step, as the order page shows it: what was wrong, and which form
+/// (`step`, and the offer or line it was for) was sent with what.
+#[derive(Debug, Default, Serialize)]
+pub struct Refused {
+    pub field: String,
+    pub message: String,
+    pub step: String,
+    pub target: String,
+    pub sent: BTreeMap<String, String>,
+    /// The providers ticked on an offer form (the one field sent many times).
+    pub chosen: Vec<String>,
+}
+
 async fn finish(
     req: &Request,
     posted: &Posted,
     order: Uuid,
+    (step, target): (&str, &str),
     action: Action,
 ) -> poem::Result<Response> {
     let state = state(req)?;
@@ -35,7 +53,21 @@ async fn finish(
             Ok(Redirect::see_other(to).into_response())
         }
         Err(AppError::Invalid(errors)) => {
-            let first = errors.into_iter().next().map(|e| (e.field, e.message));
+            let sent = posted
+                .form
+                .0
+                .iter()
+                .filter(|(k, _)| k != "csrf")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let first = errors.into_iter().next().map(|e| Refused {
+                field: e.field,
+                message: e.message,
+                step: step.to_string(),
+                target: target.to_string(),
+                sent,
+                chosen: posted.form.all("providers"),
+            });
             crate::web::pages::order_detail::render_with_error(
                 req,
                 &posted.viewer,
@@ -84,7 +116,7 @@ pub async fn order_step(
         },
         _ => return Err(AppError::NotFound.into()),
     };
-    finish(req, &posted, id(&order)?, action).await
+    finish(req, &posted, id(&order)?, (&step, ""), action).await
 }
 
 #[handler]
@@ -106,7 +138,8 @@ pub async fn line_step(
         },
         _ => return Err(AppError::NotFound.into()),
     };
-    finish(req, &posted, id(&order)?, action).await
+    let target = line.to_string();
+    finish(req, &posted, id(&order)?, (&step, &target), action).await
 }
 
 #[handler]
@@ -133,5 +166,6 @@ pub async fn offer_step(
         "award" => Action::Award { offer },
         _ => return Err(AppError::NotFound.into()),
     };
-    finish(req, &posted, id(&order)?, action).await
+    let target = offer.to_string();
+    finish(req, &posted, id(&order)?, (&step, &target), action).await
 }
