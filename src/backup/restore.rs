@@ -310,7 +310,7 @@ fn check_restored(dir: &Path, manifest: &Manifest, files: &[Uuid]) -> Result<u64
     }
     drop(tx);
     let entries = manifest.audit_entries + 1;
-    audit::record(
+    crate::store::backups::record_restore(
         &store,
         Event::anonymous("backup.restore", Some("cli".into()), Outcome::Ok)
             .object(manifest.created_ms),

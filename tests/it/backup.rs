@@ -528,6 +528,20 @@ async fn scheduled_backups_keep_the_newest_and_failures_show_on_health() {
     assert_eq!(body["last_backup"]["how"], "scheduled", "{body}");
     assert_eq!(body["status"], "ok", "{body}");
 
+    // The newest backup holds the record of the one before; restored, the box
+    // still shows no backup of its own.
+    let target = keys.path().join("restored");
+    ok(restore(&kept[1], &identity, &target));
+    let mut cfg = app.cfg.clone();
+    cfg.data_dir = target;
+    let store = ihms_connect::ops::open_store(&cfg).expect("open restored");
+    let tx = store.read().expect("read");
+    let last = ihms_connect::store::backups::last(&tx).expect("last");
+    assert_eq!(
+        last, None,
+        "the source's backups are not the restored box's"
+    );
+
     // The backup directory becomes unusable: the failure is a health warning.
     std::fs::remove_dir_all(&backups).expect("rm");
     std::fs::write(&backups, "not a directory").expect("file");
