@@ -18,6 +18,21 @@ fn run_at(app: &App, now_ms: i64) -> ihms_connect::retention::Report {
     .expect("retention")
 }
 
+/// How many read marks (keyed user ‖ order ‖ thread) the store holds for `order`.
+fn read_marks(app: &App, order: &str) -> usize {
+    let id = uuid::Uuid::parse_str(order).expect("id");
+    let tx = app.state().store.read().expect("read");
+    let mut n = 0;
+    tx.system_scan_all(|table, key, _| {
+        if table == "read_marks" && key.len() >= 32 && key[16..32] == id.as_bytes()[..] {
+            n += 1;
+        }
+        Ok(())
+    })
+    .expect("scan");
+    n
+}
+
 async fn cancelled_order(app: &App, w: &World) -> String {
     let id = fixture_order(app, &w.fac2_token, &w.orgs, "fac2").await;
     let (status, body) = app
@@ -47,6 +62,22 @@ async fn closed_orders_past_retention_go_with_their_messages_and_files_unless_he
     upload_ok(&app, &w.fac2_token, &purged, sample_pdf(), "face.pdf").await;
     let held = cancelled_order(&app, &w).await;
     let open = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    // Reading a thread with messages leaves a read mark for the reader.
+    for order in [&purged, &held] {
+        if order == &held {
+            let path = format!("/api/v1/orders/{held}/messages");
+            let body = json!({"thread": "facility", "body": "Noted."});
+            let (status, _) = app.post_json(&w.staff_token, &path, &body).await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        let path = format!("/api/v1/orders/{order}/messages?thread=facility");
+        let (status, _) = app.get_json(&w.fac2_token, &path).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = app.get_json(&w.staff_token, &path).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(read_marks(&app, &purged), 2);
+    assert_eq!(read_marks(&app, &held), 2);
     assert_eq!(document_files(&app).len(), 1);
 
     // Only an agency admin places a hold; anyone else meets a 404.
@@ -95,6 +126,8 @@ async fn closed_orders_past_retention_go_with_their_messages_and_files_unless_he
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(document_files(&app).is_empty(), "the file is shredded");
+    assert_eq!(read_marks(&app, &purged), 0, "its read marks go with it");
+    assert_eq!(read_marks(&app, &held), 2, "and no one else's");
     let (_, list) = app.get_json(&app.admin_token, "/api/v1/orders").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
     let (_, dash) = app.get_json(&app.admin_token, "/api/v1/dashboard").await;
