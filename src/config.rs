@@ -57,6 +57,11 @@ pub struct Config {
     pub upload_limit_mib: u64,
     /// How long a signed document link works after it is issued.
     pub document_link_minutes: u64,
+    /// Document uploads and downloads one user may run at once.
+    pub transfers_per_user: usize,
+    /// An upload that sends nothing, or a download whose client takes nothing, for
+    /// this long is ended.
+    pub transfer_idle_seconds: u64,
     pub retention_years: u32,
     pub technical_retention_days: u32,
     /// Where scheduled backups are written; none configured means no scheduled
@@ -108,6 +113,8 @@ impl Default for Config {
             ],
             upload_limit_mib: 25,
             document_link_minutes: 5,
+            transfers_per_user: 4,
+            transfer_idle_seconds: 60,
             retention_years: 7,
             technical_retention_days: 30,
             backup_dir: None,
@@ -131,6 +138,11 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// How long a document transfer may stall before it is ended.
+    pub fn transfer_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.transfer_idle_seconds)
+    }
+
     /// The upload limit in bytes.
     pub fn upload_limit_bytes(&self) -> u64 {
         self.upload_limit_mib.saturating_mul(1024 * 1024)
@@ -216,6 +228,18 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "upload_limit_mib",
                 "must be between 1 and 4096".into(),
+            ));
+        }
+        if self.transfers_per_user == 0 || self.transfers_per_user > 64 {
+            return Err(ConfigError::Invalid(
+                "transfers_per_user",
+                "must be between 1 and 64".into(),
+            ));
+        }
+        if self.transfer_idle_seconds == 0 || self.transfer_idle_seconds > 3600 {
+            return Err(ConfigError::Invalid(
+                "transfer_idle_seconds",
+                "must be between 1 and 3600".into(),
             ));
         }
         if self.document_link_minutes == 0 || self.document_link_minutes > 24 * 60 {

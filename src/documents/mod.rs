@@ -158,8 +158,9 @@ impl Documents {
 
     /// Moves a finished upload into place as document `id` and makes the rename
     /// durable. Call before committing the record.
-    pub fn keep(&self, sealed: &Sealed, id: Uuid) -> io::Result<()> {
+    pub fn keep(&self, sealed: &mut Sealed, id: Uuid) -> io::Result<()> {
         fs::rename(&sealed.temp, self.path_of(id))?;
+        sealed.kept = true;
         File::open(&self.dir)?.sync_all()
     }
 

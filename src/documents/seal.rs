@@ -39,12 +39,23 @@ const BATCH: usize = 256 * 1024;
 /// writing the file out, so the fsync at the end has little left to do.
 const FLUSH_EVERY: u64 = 8 * 1024 * 1024;
 
-/// A finished, fsynced temp file.
+/// A finished, fsynced temp file. Dropped before `Documents::keep` moved it into
+/// place (the request failed or its client went away), it removes the temp file.
 pub struct Sealed {
     pub temp: PathBuf,
     pub head_sha256: [u8; 32],
     /// SHA-256 of the plaintext (zero until `finish` fills it in).
     pub sha256: [u8; 32],
+    /// Set once the file is renamed to its stored name.
+    pub(super) kept: bool,
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
 }
 
 pub struct Sealer {
@@ -165,6 +176,7 @@ fn write_all(
         temp: temp.to_path_buf(),
         head_sha256: head.hasher.finalize().into(),
         sha256: [0; 32],
+        kept: false,
     })
 }
 

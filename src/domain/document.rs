@@ -103,6 +103,16 @@ impl FileType {
         }
     }
 
+    /// Extensions a file of this type may carry; the first is the one added.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            FileType::Pdf => &["pdf"],
+            FileType::Png => &["png"],
+            FileType::Jpeg => &["jpg", "jpeg", "jpe"],
+            FileType::Tiff => &["tif", "tiff"],
+        }
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             FileType::Pdf => "pdf",
@@ -124,20 +134,35 @@ impl FileType {
 
 const NAME_MAX: usize = 200;
 
-/// The name to keep for an uploaded file: its last path component, without control
-/// characters, trimmed, at most 200 characters; `document.<ext>` when nothing is left.
+/// The name to keep for an uploaded file: its last path component, without control,
+/// invisible or direction-changing characters, trimmed, at most 200 characters, and
+/// always ending in an extension of the type its content was recognised as (one is
+/// added otherwise), so a PDF sent as `orders.bat` is saved as `orders.bat.pdf` and
+/// never opens as something else. `document.<ext>` when nothing else is left.
 pub fn clean_filename(raw: Option<&str>, file_type: FileType) -> String {
     let last = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control())
-        .take(NAME_MAX)
+        .filter(|c| !c.is_control() && !crate::domain::validate::is_deceptive(*c))
         .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').trim();
-    if cleaned.is_empty() {
-        format!("document.{}", file_type.extension())
+    let (stem, ext) = match cleaned.rsplit_once('.') {
+        Some((stem, ext))
+            if file_type
+                .extensions()
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(ext.trim())) =>
+        {
+            (stem, ext.trim())
+        }
+        _ => (cleaned.as_str(), file_type.extension()),
+    };
+    let stem = stem.trim().trim_start_matches('.').trim();
+    let stem: String = stem.chars().take(NAME_MAX - 1 - ext.len()).collect();
+    let stem = stem.trim_end();
+    if stem.is_empty() {
+        format!("document.{ext}")
     } else {
-        cleaned.to_string()
+        format!("{stem}.{ext}")
     }
 }
 
@@ -185,14 +210,40 @@ mod tests {
     #[test]
     fn filenames_lose_paths_and_control_characters() {
         let pdf = FileType::Pdf;
-        assert_eq!(clean_filename(Some("../../etc/passwd"), pdf), "passwd");
+        assert_eq!(clean_filename(Some("../../etc/passwd"), pdf), "passwd.pdf");
         assert_eq!(clean_filename(Some("C:\\temp\\a.pdf"), pdf), "a.pdf");
         assert_eq!(clean_filename(Some("a\r\nb.pdf"), pdf), "ab.pdf");
         assert_eq!(clean_filename(Some("..."), pdf), "document.pdf");
+        assert_eq!(clean_filename(Some("....pdf"), pdf), "document.pdf");
         assert_eq!(clean_filename(None, FileType::Png), "document.png");
+        let long = clean_filename(Some(&format!("{}.pdf", "é".repeat(300))), pdf);
+        assert_eq!(long.chars().count(), 200);
+        assert!(long.ends_with("é.pdf"), "the extension survives the cut");
+    }
+
+    #[test]
+    fn a_filename_always_ends_in_an_extension_of_its_content() {
+        let pdf = FileType::Pdf;
+        assert_eq!(clean_filename(Some("orders.bat"), pdf), "orders.bat.pdf");
+        assert_eq!(clean_filename(Some("sheet.html"), pdf), "sheet.html.pdf");
+        assert_eq!(clean_filename(Some("Scan.PDF"), pdf), "Scan.PDF");
         assert_eq!(
-            clean_filename(Some(&"é".repeat(300)), pdf).chars().count(),
-            200
+            clean_filename(Some("card.jpeg"), FileType::Jpeg),
+            "card.jpeg"
+        );
+        assert_eq!(
+            clean_filename(Some("card.pdf"), FileType::Png),
+            "card.pdf.png"
+        );
+        assert_eq!(clean_filename(Some("x.tiff"), FileType::Tiff), "x.tiff");
+        // A right-to-left override would show `invoiceexe.pdf` for an .exe.
+        assert_eq!(
+            clean_filename(Some("invoice\u{202E}fdp.exe"), pdf),
+            "invoicefdp.exe.pdf"
+        );
+        assert_eq!(
+            clean_filename(Some("a\u{200B}b\u{2028}.pdf"), pdf),
+            "ab.pdf"
         );
     }
 

@@ -67,8 +67,7 @@ pub async fn upload(
         scope.record("document.upload", None, Outcome::Refused)
     })?;
     scope.may_upload(order).map_err(AppError::from)?;
-    let limit = state.cfg.upload_limit_bytes();
-    let mut form = UploadForm::read(parts, &state.docs, limit).await?;
+    let mut form = UploadForm::read(parts, &state, api.caller.user_id()).await?;
     let mut errors = Vec::new();
     let attach = attach_of(
         &api.caller,
@@ -117,9 +116,9 @@ pub async fn content(
     req: &Request,
     api: ApiCaller,
     Path(id): Path<String>,
-    Query(q): Query<LinkQuery>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
+    let q = LinkQuery::parse(req.uri().query().unwrap_or(""));
     Ok(delivery::serve(state, &api.caller, &id, &q).await?)
 }
 

@@ -7,7 +7,9 @@
 //! the order and thread visibility rule), and the stored file matches its record.
 //! Anything else answers 404 (500 for a file that fails its integrity check) and is
 //! audited. Responses name the file safely, are never cached or sniffed, run in a
-//! CSP sandbox, and stream the decryption.
+//! CSP sandbox, and stream the decryption, holding one of the caller's transfer
+//! slots until the stream ends (a client that takes nothing for
+//! `transfer_idle_seconds` is cut off).
 
 use std::sync::Arc;
 
@@ -62,6 +64,7 @@ pub async fn serve(
         return Err(AppError::NotFound);
     }
     let doc = scope.open(id, "document.download")?;
+    let slot = state.transfers.take(caller.user_id())?;
     let path = state.docs.path_of(id);
     let head = doc.head_sha256.clone();
     let opened = tokio::task::spawn_blocking(move || open_checked(&path, &head))
@@ -86,8 +89,14 @@ pub async fn serve(
         state.docs.identity().clone(),
         doc.sha256.clone(),
         doc.size,
+        state.cfg.transfer_idle(),
         on_failure,
     );
+    // The slot is freed when the body stream is dropped: finished, failed or cut.
+    let stream = futures_util::StreamExt::map(stream, move |item| {
+        let _held = &slot;
+        item
+    });
     Ok(Response::builder()
         .status(StatusCode::OK)
         .content_type(doc.file_type.mime())

@@ -33,6 +33,13 @@ pub enum AppError {
     TooMany(u64),
     #[error("the request body is too large")]
     TooLarge,
+    /// The caller (or the service) already runs as many uploads and downloads as
+    /// it may at once.
+    #[error("too many document uploads or downloads at once; try again when one has finished")]
+    Transfers,
+    /// The client stopped sending the request body.
+    #[error("the upload stopped sending data; try again")]
+    Stalled,
     #[error("the server is busy; try again in a moment")]
     Busy,
     #[error("internal error")]
@@ -51,6 +58,8 @@ impl AppError {
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Transfers => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Stalled => StatusCode::REQUEST_TIMEOUT,
             AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,6 +70,15 @@ impl AppError {
             field: field.into(),
             message: message.into(),
         }])
+    }
+
+    /// Seconds a client should wait before trying again, for a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::TooMany(secs) => Some(*secs),
+            AppError::Transfers => Some(5),
+            _ => None,
+        }
     }
 
     /// The message shown to a person (never the cause of a 500).
@@ -147,11 +165,12 @@ pub fn api_error(err: poem::Error) -> Response {
             AppError::Invalid(list) => list.clone(),
             _ => Vec::new(),
         };
-        let retry = match app {
-            AppError::TooMany(s) => Some(*s),
-            _ => None,
-        };
-        return problem_response(app.status(), app.public_message(), errors, retry);
+        return problem_response(
+            app.status(),
+            app.public_message(),
+            errors,
+            app.retry_after(),
+        );
     }
     let status = err.status();
     let title = status.canonical_reason().unwrap_or("error").to_string();
@@ -187,6 +206,8 @@ mod tests {
             (AppError::field("patient.dob", "is required"), 422),
             (AppError::TooMany(30), 429),
             (AppError::TooLarge, 413),
+            (AppError::Transfers, 429),
+            (AppError::Stalled, 408),
             (AppError::Busy, 503),
             (AppError::Internal("table orders: secret cause".into()), 500),
         ];

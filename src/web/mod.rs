@@ -23,6 +23,7 @@ pub mod order_form;
 pub mod pages;
 pub mod steps;
 pub mod submit;
+pub mod transfers;
 pub mod upload;
 pub mod view;
 
@@ -63,6 +64,8 @@ pub struct AppState {
     pub jobs: crate::backup::schedule::Jobs,
     /// Decides when links, pending sign-ins and TOTP steps expire.
     pub clock: Arc<dyn Clock>,
+    /// Document uploads and downloads running now.
+    pub transfers: transfers::Transfers,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             cfg.signup_per_address_per_hour,
             Duration::from_secs(3600),
         );
+        let cfg_transfers = cfg.transfers_per_user;
         let docs = Documents::open(&store, clock.clone(), cfg.document_link_minutes)
             .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -99,6 +103,7 @@ impl AppState {
             cert_days_left: None,
             jobs: Default::default(),
             clock,
+            transfers: transfers::Transfers::new(cfg_transfers),
         })
     }
 
@@ -199,8 +204,8 @@ fn page_error(state: &AppState, err: poem::Error) -> Response {
         Err(_) => heading.into_response(),
     };
     resp.set_status(status);
-    if let Some(AppError::TooMany(secs)) = app {
-        resp.headers_mut().insert("retry-after", (*secs).into());
+    if let Some(secs) = app.and_then(AppError::retry_after) {
+        resp.headers_mut().insert("retry-after", secs.into());
     }
     resp
 }
@@ -289,6 +294,10 @@ fn loggable_path(path: &str) -> String {
         "award",
         "documents",
         "links",
+        "content",
+        "open",
+        "delete",
+        "legal-hold",
         "messages",
         "threads",
         "download",

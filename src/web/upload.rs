@@ -6,7 +6,12 @@
 //! without reading the rest. Its bytes go straight into the age encryption (which
 //! also computes their SHA-256), and memory stays flat. On every failure the temp
 //! file is removed; a file is renamed into place before its record commits and
-//! shredded if the commit fails.
+//! shredded if the commit fails. Each upload holds a transfer slot of its user
+//! while it is read, and one that sends nothing for `transfer_idle_seconds` is
+//! ended (408) with its temp file removed.
+
+use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use uuid::Uuid;
@@ -90,6 +95,16 @@ impl Incoming {
     }
 }
 
+/// `read`, unless the client sends nothing for `idle`.
+async fn within<T>(
+    idle: Duration,
+    read: impl Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    tokio::time::timeout(idle, read)
+        .await
+        .map_err(|_| AppError::Stalled)?
+}
+
 fn io_error(e: std::io::Error) -> AppError {
     AppError::Internal(format!("storing an upload: {e}"))
 }
@@ -98,6 +113,7 @@ async fn read_file(
     docs: &Documents,
     mut field: Field,
     limit: u64,
+    idle: Duration,
 ) -> Result<Option<Upload>, AppError> {
     let filename = field.file_name().map(str::to_string);
     let mut incoming = Incoming {
@@ -107,7 +123,7 @@ async fn read_file(
         size: 0,
     };
     let result = async {
-        while let Some(chunk) = multipart::chunk(&mut field).await? {
+        while let Some(chunk) = within(idle, multipart::chunk(&mut field)).await? {
             incoming.push(docs, chunk, limit).await?;
         }
         if incoming.size == 0 {
@@ -147,18 +163,27 @@ async fn read_file(
 
 impl UploadForm {
     /// Reads every remaining part: text fields, and the `file` part sealed to disk
-    /// (its filename as browsers encode it, see `browser_filename`).
-    pub async fn read(mut parts: Parts, docs: &Documents, limit: u64) -> Result<Self, AppError> {
+    /// (its filename as browsers encode it, see `browser_filename`), while holding
+    /// one of `user`'s transfer slots (429 when they have none free).
+    pub async fn read(mut parts: Parts, state: &AppState, user: Uuid) -> Result<Self, AppError> {
+        let _slot = state.transfers.take(user)?;
+        let (docs, limit) = (&state.docs, state.cfg.upload_limit_bytes());
+        let idle = state.cfg.transfer_idle();
         let mut form = UploadForm {
             fields: FormFields(Vec::new()),
             file: None,
             file_errors: Vec::new(),
         };
         let outcome = async {
-            while let Some(field) = parts.next().await? {
+            while let Some(field) = within(idle, parts.next()).await? {
                 let name = field.name().unwrap_or("").to_string();
-                if name == "file" && form.file.is_none() {
-                    match read_file(docs, field, limit).await {
+                if name == "file" && form.file.is_some() {
+                    form.file_errors
+                        .push(field_error("file", "must be a single file"));
+                    break;
+                }
+                if name == "file" {
+                    match read_file(docs, field, limit, idle).await {
                         Ok(file) => form.file = file,
                         Err(AppError::Invalid(errors)) => {
                             form.file_errors = errors;
@@ -167,7 +192,9 @@ impl UploadForm {
                         Err(e) => return Err(e),
                     }
                 } else {
-                    form.fields.0.push((name, multipart::text(field).await?));
+                    form.fields
+                        .0
+                        .push((name, within(idle, multipart::text(field)).await?));
                 }
             }
             Ok(())
@@ -192,10 +219,14 @@ impl UploadForm {
         required: bool,
         mut errors: Vec<FieldError>,
     ) -> Result<Option<(Upload, DocKind)>, AppError> {
+        // Reading stopped at a refused file: a kind sent after it was never read.
+        let unread =
+            !self.file_errors.is_empty() && !self.fields.0.iter().any(|(k, _)| k == kind_field);
         errors.append(&mut self.file_errors);
         let file = self.file.take();
         let kind = match (&file, required) {
             (None, false) => None,
+            _ if unread => None,
             _ => parse_kind(kind_field, self.fields.get(kind_field))
                 .map_err(|e| errors.push(e))
                 .ok(),
@@ -222,7 +253,7 @@ impl UploadForm {
 
 impl Upload {
     pub async fn discard(self) {
-        let temp = self.sealed.temp;
+        let temp = self.sealed.temp.clone();
         let _ = tokio::task::spawn_blocking(move || shred_file(&temp)).await;
     }
 }
@@ -259,10 +290,10 @@ pub async fn store(
     order: Uuid,
     attach: Attach,
     kind: DocKind,
-    upload: Upload,
+    mut upload: Upload,
 ) -> Result<(DocumentRecord, Option<Message>), AppError> {
     let id = Uuid::now_v7();
-    if let Err(e) = state.docs.keep(&upload.sealed, id) {
+    if let Err(e) = state.docs.keep(&mut upload.sealed, id) {
         upload.discard().await;
         return Err(io_error(e));
     }

@@ -63,6 +63,22 @@ async fn a_link_works_only_for_its_user_its_document_and_five_minutes() {
             .0,
         "no signature",
     );
+    // A malformed query is a bad link like any other: 404, not 400.
+    for (what, bad) in [
+        (
+            "a key id that is not a number",
+            url.replace("kid=1", "kid=abc"),
+        ),
+        ("a key id too large", url.replace("kid=1", "kid=4294967297")),
+        (
+            "an expiry too large",
+            url.replace("exp=", "exp=99999999999999999999"),
+        ),
+        ("the signature twice", format!("{url}&sig=AAAA")),
+        ("the key id twice", format!("{url}&kid=1")),
+    ] {
+        gone(fetch(&app, &w.fac2_token, &bad).await.0, what);
+    }
     // The same signature on another document.
     gone(
         fetch(&app, &w.fac2_token, &url.replace(&doc, &other))

@@ -361,3 +361,168 @@ async fn documents_follow_the_thread_they_are_shared_in() {
         assert_eq!(link(&app, token, doc).await.0, StatusCode::NOT_FOUND);
     }
 }
+
+/// Starts an upload that sends a PDF's first bytes and then nothing more until the
+/// returned sender sends more or is dropped (which ends the body cut short).
+fn stalled_upload(
+    app: &App,
+    token: &str,
+    order: &str,
+) -> (
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let first = b"%PDF-1.7\n".repeat(64);
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, std::io::Error>(bytes), rx))
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(first)]),
+        rest,
+    );
+    let form = reqwest::multipart::Form::new().text("kind", "other").part(
+        "file",
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body)).file_name("slow.pdf"),
+    );
+    let request = app
+        .client()
+        .post(app.url(&format!("/api/v1/orders/{order}/documents")))
+        .bearer_auth(token)
+        .multipart(form)
+        .send();
+    (tokio::spawn(request), tx)
+}
+
+/// Temp files of uploads in progress (or left behind).
+fn temp_files(app: &App) -> usize {
+    document_files(app)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        .count()
+}
+
+#[tokio::test]
+async fn stalled_uploads_hold_only_their_users_slots_and_are_ended_when_idle() {
+    let app = spawn_app_with(|cfg| {
+        cfg.transfers_per_user = 2;
+        cfg.transfer_idle_seconds = 2;
+    })
+    .await;
+    let w = world(&app).await;
+    let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    let stalled = [
+        stalled_upload(&app, &w.fac2_token, &order),
+        stalled_upload(&app, &w.fac2_token, &order),
+    ];
+    // Both are under way (their temp files exist) before the next one is tried.
+    for _ in 0..100 {
+        if temp_files(&app) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(temp_files(&app), 2, "two uploads in progress");
+
+    // A third upload of the same user is turned away at once, asking to retry.
+    let resp = app
+        .client()
+        .post(app.url(&format!("/api/v1/orders/{order}/documents")))
+        .bearer_auth(&w.fac2_token)
+        .multipart(reqwest::multipart::Form::new().text("kind", "other").part(
+            "file",
+            reqwest::multipart::Part::bytes(sample_pdf()).file_name("a.pdf"),
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    // Downloads count too; another user of the same order is not held up.
+    let staff_doc = upload_ok(&app, &w.staff_token, &order, sample_pdf(), "s.pdf").await;
+    let (status, url) = link(&app, &w.fac2_token, &staff_doc).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, _) = fetch(&app, &w.fac2_token, &url).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Sending nothing for the idle time ends both, and removes their temp files.
+    for (task, tx) in stalled {
+        let resp = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("ended by the server")
+            .expect("task");
+        if let Ok(resp) = resp {
+            assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+        }
+        drop(tx);
+    }
+    for _ in 0..100 {
+        if temp_files(&app) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(temp_files(&app), 0, "no temp file left behind");
+    // The slots are free again.
+    let (status, _, body) = fetch(&app, &w.fac2_token, &url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.expect("body"), sample_pdf());
+    upload_ok(&app, &w.fac2_token, &order, sample_pdf(), "b.pdf").await;
+}
+
+#[tokio::test]
+async fn a_file_keeps_an_extension_of_its_content_and_loses_hidden_characters() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    for (sent, kept) in [
+        ("Discharge orders.bat", "Discharge orders.bat.pdf"),
+        ("scan.hta", "scan.hta.pdf"),
+        ("invoice\u{202E}fdp.exe", "invoicefdp.exe.pdf"),
+        ("face\u{200B}sheet.PDF", "facesheet.PDF"),
+    ] {
+        let (status, body) =
+            upload_raw_filename(&app, &w.fac2_token, &order, sent, &sample_pdf()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["filename"], kept);
+        let id = body["id"].as_str().expect("id");
+        let (_, url) = link(&app, &w.fac2_token, id).await;
+        let (status, headers, _) = fetch(&app, &w.fac2_token, &url).await;
+        assert_eq!(status, StatusCode::OK);
+        let cd = header(&headers, "content-disposition");
+        assert!(cd.contains(".pdf\"") || cd.contains(".PDF\""), "{cd}");
+        assert!(!cd.contains("%E2%80%AE"), "no direction override: {cd}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_file_part_is_refused_naming_file_and_nothing_is_kept() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    let form = reqwest::multipart::Form::new()
+        .text("kind", "other")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(sample_pdf()).file_name("a.pdf"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"%PDF-1.7 small".to_vec()).file_name("b.pdf"),
+        );
+    let resp = app
+        .client()
+        .post(app.url(&format!("/api/v1/orders/{order}/documents")))
+        .bearer_auth(&w.fac2_token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["errors"][0]["field"], "file", "{body}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(document_files(&app).is_empty(), "nothing kept");
+}

@@ -152,6 +152,12 @@ pub fn normalize_zip(s: &str) -> Option<String> {
 ///
 /// # Errors
 /// A short message for end users (never containing the text) when the text is refused.
+/// Invisible and direction-changing characters, which let one name pose as another
+/// (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`).
+pub fn is_deceptive(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 pub fn check_text(s: &str, max_chars: usize, multiline: bool) -> Result<String, &'static str> {
     let text = if multiline {
         s.trim().replace("\r\n", "\n").replace('\r', "\n")
@@ -159,11 +165,9 @@ pub fn check_text(s: &str, max_chars: usize, multiline: bool) -> Result<String, 
         s.trim().to_owned()
     };
     let allowed = |c: char| multiline && matches!(c, '\n' | '\t');
-    // Invisible and direction-changing characters let one name pose as another.
-    let deceptive = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
     if text
         .chars()
-        .any(|c| (c.is_control() && !allowed(c)) || deceptive(c))
+        .any(|c| (c.is_control() && !allowed(c)) || is_deceptive(c))
     {
         return Err(if multiline {
             "must not contain control characters"

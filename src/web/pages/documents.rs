@@ -4,7 +4,7 @@
 //! before reading any file byte; every decision is the party-scoped store's.
 
 use poem::http::StatusCode;
-use poem::web::{Path, Query, Redirect};
+use poem::web::{Path, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use uuid::Uuid;
 
@@ -41,8 +41,7 @@ pub async fn post_message(
     let state = state(req)?;
     let viewer = &form.viewer;
     let order = order_id(req, viewer, &id, "message.post")?;
-    let limit = state.cfg.upload_limit_bytes();
-    let mut sent = UploadForm::read(form.parts, &state.docs, limit).await?;
+    let mut sent = UploadForm::read(form.parts, &state, viewer.caller.user_id()).await?;
     let thread_name = sent.fields.get("thread").to_string();
     let Some(thread) = Thread::parse(&thread_name) else {
         sent.discard().await;
@@ -109,8 +108,7 @@ pub async fn upload(
     DocumentScope::new(&state.store, &viewer.caller)
         .may_upload(order)
         .map_err(AppError::from)?;
-    let limit = state.cfg.upload_limit_bytes();
-    let mut sent = UploadForm::read(form.parts, &state.docs, limit).await?;
+    let mut sent = UploadForm::read(form.parts, &state, viewer.caller.user_id()).await?;
     let mut errors = Vec::new();
     let attach = match sent.fields.get("share") {
         "order" => Some(Attach::Order),
@@ -166,9 +164,9 @@ pub async fn content(
     req: &Request,
     viewer: Viewer,
     Path(id): Path<String>,
-    Query(q): Query<LinkQuery>,
 ) -> poem::Result<Response> {
     let state = state(req)?;
+    let q = LinkQuery::parse(req.uri().query().unwrap_or(""));
     Ok(delivery::serve(state, &viewer.caller, &id, &q).await?)
 }
 
