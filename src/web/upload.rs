@@ -259,8 +259,10 @@ impl Upload {
 }
 
 /// Undoes the escaping browsers apply to multipart filenames (the HTML standard
-/// replaces LF, CR and `"` with `%0A`, `%0D` and `%22`), so a quote in a name
-/// survives; the control characters are then dropped by `clean_filename`.
+/// replaces LF, CR and `"` with `%0A`, `%0D` and `%22`; curl does the same since
+/// 7.81), so a quote in a name survives; the control characters are then dropped
+/// by `clean_filename`. API clients get the same reading: a literal `%22` in a
+/// name is taken for a quote.
 fn browser_filename(raw: String) -> String {
     raw.replace("%22", "\"")
         .replace("%0D", "\r")
