@@ -200,14 +200,19 @@ pub async fn start_with_clock(
     if let (Some(code), Ok(mut slot)) = (&setup_code, state.setup_code.lock()) {
         *slot = Some(crypto::sha256(code.as_bytes()));
     }
-    let (acceptor, addr) = web::bind(listen, &tls, reload_on_hangup(state.cfg.clone()))
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                anyhow!("cannot listen on {listen}: the address is already in use")
-            }
-            _ => anyhow!("cannot listen on {listen}: {e}"),
-        })?;
+    let (acceptor, addr) = web::bind(
+        listen,
+        &tls,
+        reload_on_hangup(state.cfg.clone()),
+        state.cfg.transfer_idle(),
+    )
+    .await
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            anyhow!("cannot listen on {listen}: the address is already in use")
+        }
+        _ => anyhow!("cannot listen on {listen}: {e}"),
+    })?;
     let state = Arc::new(state);
     audit::record(
         &state.store,

@@ -14,7 +14,6 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -54,14 +53,12 @@ pub fn open_checked(path: &Path, head_sha256: &str) -> Result<File, OpenError> {
 }
 
 /// Decrypts `file` into the channel in `CHUNK`-sized pieces; stops quietly when the
-/// receiver is gone (the client went away), and with an error when it takes
-/// nothing for `idle` (the client stalled), so the thread is never held for good.
+/// receiver is gone (the client went away, or its connection was closed for taking
+/// nothing, see `web::deadline`).
 fn decrypt(
     file: File,
     identity: &age::x25519::Identity,
     tx: &mpsc::Sender<io::Result<Bytes>>,
-    idle: Duration,
-    runtime: &tokio::runtime::Handle,
 ) -> io::Result<()> {
     let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(READ_BUFFER, file))
         .map_err(io::Error::other)?;
@@ -71,19 +68,8 @@ fn decrypt(
     loop {
         let mut buf = Vec::with_capacity(CHUNK);
         let n = (&mut reader).take(CHUNK as u64).read_to_end(&mut buf)?;
-        if n == 0 {
+        if n == 0 || tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
             return Ok(());
-        }
-        let sent = runtime.block_on(tokio::time::timeout(idle, tx.send(Ok(Bytes::from(buf)))));
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Ok(()),
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client stalled",
-                ));
-            }
         }
     }
 }
@@ -146,21 +132,12 @@ pub fn plaintext(
     identity: age::x25519::Identity,
     sha256: String,
     size: u64,
-    idle: Duration,
     on_failure: impl FnOnce(&io::Error) + Send + 'static,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        match decrypt(file, &identity, &tx, idle, &runtime) {
-            Ok(()) => {}
-            // Nobody is reading: do not wait for the client again.
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                let _ = tx.try_send(Err(e));
-            }
-            Err(e) => {
-                let _ = runtime.block_on(tokio::time::timeout(idle, tx.send(Err(e))));
-            }
+        if let Err(e) = decrypt(file, &identity, &tx) {
+            let _ = tx.blocking_send(Err(e));
         }
     });
     let check = Check {

@@ -143,8 +143,10 @@ pub fn clean_filename(raw: Option<&str>, file_type: FileType) -> String {
     let last = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control() && !crate::domain::validate::is_deceptive(*c))
+        .filter(|c| !c.is_control() && !crate::domain::validate::is_invisible(*c))
         .collect();
+    // Trailing dots and spaces are dropped (as Windows does when saving).
+    let cleaned = cleaned.trim().trim_end_matches(['.', ' ']);
     let (stem, ext) = match cleaned.rsplit_once('.') {
         Some((stem, ext))
             if file_type
@@ -154,7 +156,7 @@ pub fn clean_filename(raw: Option<&str>, file_type: FileType) -> String {
         {
             (stem, ext.trim())
         }
-        _ => (cleaned.as_str(), file_type.extension()),
+        _ => (cleaned, file_type.extension()),
     };
     let stem = stem.trim().trim_start_matches('.').trim();
     let stem: String = stem.chars().take(NAME_MAX - 1 - ext.len()).collect();
@@ -245,6 +247,20 @@ mod tests {
             clean_filename(Some("a\u{200B}b\u{2028}.pdf"), pdf),
             "ab.pdf"
         );
+        for hidden in [
+            '\u{061C}',
+            '\u{00AD}',
+            '\u{034F}',
+            '\u{3164}',
+            '\u{FE0F}',
+            '\u{E0041}',
+        ] {
+            assert_eq!(
+                clean_filename(Some(&format!("a{hidden}b.pdf")), pdf),
+                "ab.pdf"
+            );
+        }
+        assert_eq!(clean_filename(Some("x.pdf. "), pdf), "x.pdf");
     }
 
     #[test]

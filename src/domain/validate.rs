@@ -12,8 +12,8 @@
 mod rules;
 
 pub use rules::{
-    check_text, is_deceptive, normalize_hcpcs, normalize_icd10, normalize_mbi, normalize_phone,
-    normalize_zip, parse_date, valid_npi, valid_state,
+    check_text, is_deceptive, is_invisible, normalize_hcpcs, normalize_icd10, normalize_mbi,
+    normalize_phone, normalize_zip, parse_date, valid_npi, valid_state,
 };
 
 use super::order::{

@@ -9,7 +9,7 @@
 //! audited. Responses name the file safely, are never cached or sniffed, run in a
 //! CSP sandbox, and stream the decryption, holding one of the caller's transfer
 //! slots until the stream ends (a client that takes nothing for
-//! `transfer_idle_seconds` is cut off).
+//! `transfer_idle_seconds` has its connection closed, see `deadline`).
 
 use std::sync::Arc;
 
@@ -89,7 +89,6 @@ pub async fn serve(
         state.docs.identity().clone(),
         doc.sha256.clone(),
         doc.size,
-        state.cfg.transfer_idle(),
         on_failure,
     );
     // The slot is freed when the body stream is dropped: finished, failed or cut.

@@ -37,8 +37,8 @@ pub enum AppError {
     /// it may at once.
     #[error("too many document uploads or downloads at once; try again when one has finished")]
     Transfers,
-    /// The client stopped sending the request body.
-    #[error("the upload stopped sending data; try again")]
+    /// The client stopped sending the request body, or sent it too slowly.
+    #[error("the upload stopped or was too slow; try again")]
     Stalled,
     #[error("the server is busy; try again in a moment")]
     Busy,

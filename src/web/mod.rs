@@ -12,6 +12,7 @@ mod api_documents;
 pub mod api_workflow;
 mod coordination;
 pub mod dashboard;
+mod deadline;
 pub mod delivery;
 pub mod error;
 pub mod export;
@@ -32,7 +33,9 @@ use std::time::Duration;
 
 use poem::endpoint::EmbeddedFilesEndpoint;
 use poem::http::{HeaderValue, StatusCode};
-use poem::listener::{Acceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener};
+use poem::listener::{
+    Acceptor, AcceptorExt, Listener, RustlsCertificate, RustlsConfig, TcpListener,
+};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, Server, get};
 
 use crate::auth::password::Hasher;
@@ -340,26 +343,24 @@ pub fn rustls_config(tls: &TlsMaterial) -> RustlsConfig {
     )
 }
 
-/// Binds `cfg.listen` (port 0 allowed) with TLS; returns the acceptor and the
-/// address actually bound.
 /// Binds `listen` (port 0 allowed) with TLS; returns the acceptor and the address
 /// actually bound. Each item `reload` yields replaces the certificate for new
-/// connections (the service sends one on SIGHUP).
+/// connections (the service sends one on SIGHUP). A connection idle for `idle`
+/// either way is closed (see `deadline`).
 pub async fn bind<R>(
     listen: std::net::SocketAddr,
     tls: &TlsMaterial,
     reload: R,
+    idle: Duration,
 ) -> std::io::Result<(impl Acceptor + use<R>, std::net::SocketAddr)>
 where
     R: futures_util::Stream<Item = TlsMaterial> + Send + 'static,
 {
     use futures_util::StreamExt;
     let first = futures_util::stream::once(std::future::ready(rustls_config(tls)));
-    let configs = first.chain(reload.map(|m| rustls_config(&m)));
-    let acceptor = TcpListener::bind(listen)
-        .rustls(configs)
-        .into_acceptor()
-        .await?;
+    let configs = first.chain(reload.map(|m| rustls_config(&m))).boxed();
+    let tcp = TcpListener::bind(listen).into_acceptor().await?;
+    let acceptor = deadline::IdleDeadline { inner: tcp, idle }.rustls(configs);
     let addr = acceptor
         .local_addr()
         .first()

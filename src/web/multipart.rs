@@ -35,8 +35,29 @@ fn read_error(e: multer::Error) -> AppError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             AppError::TooLarge
         }
+        multer::Error::StreamReadFailed(cause) if timed_out(&*cause) => AppError::Stalled,
         _ => AppError::BadRequest("the upload could not be read".into()),
     }
+}
+
+/// Whether the body stopped because its connection sat idle (see `deadline`): the
+/// cause is somewhere down the chain of wrapped errors.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+            // An io::Error's `source` skips the error it wraps; look inside it.
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+                continue;
+            }
+        }
+        next = err.source();
+    }
+    false
 }
 
 impl Parts {

@@ -6,9 +6,10 @@
 //! without reading the rest. Its bytes go straight into the age encryption (which
 //! also computes their SHA-256), and memory stays flat. On every failure the temp
 //! file is removed; a file is renamed into place before its record commits and
-//! shredded if the commit fails. Each upload holds a transfer slot of its user
-//! while it is read, and one that sends nothing for `transfer_idle_seconds` is
-//! ended (408) with its temp file removed.
+//! shredded if the commit fails. Each file part holds a transfer slot of its user
+//! while it is read, and one that sends nothing for `transfer_idle_seconds`, or less
+//! than `MIN_PER_IDLE` bytes in any such period, is ended (408) with its temp file
+//! removed.
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,6 +46,10 @@ pub struct UploadForm {
     /// there, so parts after it are missing.
     pub file_errors: Vec<FieldError>,
 }
+
+/// The least a file part must bring in each `transfer_idle_seconds`, so that a
+/// trickle of bytes cannot hold a transfer slot for ever (about 1 KiB/s by default).
+const MIN_PER_IDLE: u64 = 64 * 1024;
 
 fn not_accepted() -> AppError {
     AppError::field("file", "must be a PDF, PNG, JPEG or TIFF file")
@@ -123,7 +128,15 @@ async fn read_file(
         size: 0,
     };
     let result = async {
+        let (mut since, mut brought) = (std::time::Instant::now(), 0u64);
         while let Some(chunk) = within(idle, multipart::chunk(&mut field)).await? {
+            brought += chunk.len() as u64;
+            if since.elapsed() >= idle {
+                if brought < MIN_PER_IDLE {
+                    return Err(AppError::Stalled);
+                }
+                (since, brought) = (std::time::Instant::now(), 0);
+            }
             incoming.push(docs, chunk, limit).await?;
         }
         if incoming.size == 0 {
@@ -163,10 +176,11 @@ async fn read_file(
 
 impl UploadForm {
     /// Reads every remaining part: text fields, and the `file` part sealed to disk
-    /// (its filename as browsers encode it, see `browser_filename`), while holding
-    /// one of `user`'s transfer slots (429 when they have none free).
+    /// (its filename as browsers encode it, see `browser_filename`) while holding
+    /// one of `user`'s transfer slots (429 when they have none free; a form
+    /// without a file needs none).
     pub async fn read(mut parts: Parts, state: &AppState, user: Uuid) -> Result<Self, AppError> {
-        let _slot = state.transfers.take(user)?;
+        let mut slot = None;
         let (docs, limit) = (&state.docs, state.cfg.upload_limit_bytes());
         let idle = state.cfg.transfer_idle();
         let mut form = UploadForm {
@@ -183,6 +197,9 @@ impl UploadForm {
                     break;
                 }
                 if name == "file" {
+                    if slot.is_none() {
+                        slot = Some(state.transfers.take(user)?);
+                    }
                     match read_file(docs, field, limit, idle).await {
                         Ok(file) => form.file = file,
                         Err(AppError::Invalid(errors)) => {

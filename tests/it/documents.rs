@@ -526,3 +526,75 @@ async fn a_second_file_part_is_refused_naming_file_and_nothing_is_kept() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(document_files(&app).is_empty(), "nothing kept");
 }
+
+#[tokio::test]
+async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
+    let app = spawn_app_with(|cfg| {
+        cfg.transfers_per_user = 1;
+        cfg.transfer_idle_seconds = 2;
+    })
+    .await;
+    let w = world(&app).await;
+    let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    // Larger than what the socket buffers on both ends and the client hold.
+    let mut big = b"%PDF-1.7\n".to_vec();
+    big.resize(24 * 1024 * 1024, b'x');
+    let doc = upload_ok(&app, &w.fac2_token, &order, big, "big.pdf").await;
+    let small = upload_ok(&app, &w.fac2_token, &order, sample_pdf(), "s.pdf").await;
+    let (_, big_url) = link(&app, &w.fac2_token, &doc).await;
+    let stalled = app
+        .client()
+        .get(&big_url)
+        .bearer_auth(&w.fac2_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(stalled.status(), StatusCode::OK);
+
+    // While it runs, the user's one slot is taken.
+    let (_, url) = link(&app, &w.fac2_token, &small).await;
+    let (status, _, _) = fetch(&app, &w.fac2_token, &url).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Reading nothing for the idle time closes the connection and frees it.
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        status = fetch(&app, &w.fac2_token, &url).await.0;
+        if status == StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(status, StatusCode::OK, "the slot came back");
+    let rest = stalled.bytes().await;
+    assert!(
+        rest.map_or(true, |b| b.len() < 24 * 1024 * 1024),
+        "the stalled download was cut short"
+    );
+
+    // A message without a file needs no slot, even while the user has none free.
+    let (_, big_url) = link(&app, &w.fac2_token, &doc).await;
+    let held = app
+        .client()
+        .get(&big_url)
+        .bearer_auth(&w.fac2_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(held.status(), StatusCode::OK);
+    let planner =
+        crate::common::sign_in(&app, "planner@gulfcoast.test", crate::common::PASSWORD).await;
+    let page = format!("/orders/{order}");
+    let resp = planner
+        .multipart(
+            &page,
+            &format!("/orders/{order}/messages"),
+            &[
+                ("thread", "facility"),
+                ("body", "Any update on the start date?"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    drop(held);
+}

@@ -155,7 +155,30 @@ pub fn normalize_zip(s: &str) -> Option<String> {
 /// Invisible and direction-changing characters, which let one name pose as another
 /// (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`).
 pub fn is_deceptive(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Characters that draw nothing (or only change a neighbour's look), beyond the
+/// deceptive ones: filenames drop them all, so what a user sees is the whole name.
+/// Free text keeps them (a variation selector belongs in many emoji).
+pub fn is_invisible(c: char) -> bool {
+    is_deceptive(c)
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
 }
 
 pub fn check_text(s: &str, max_chars: usize, multiline: bool) -> Result<String, &'static str> {
