@@ -1,11 +1,12 @@
 //! An idle deadline on every connection, below TLS.
 //!
-//! Guarantees: a connection on which the client sends nothing for `idle` while the
-//! server waits to read (headers, a form, an upload, or between requests), or takes
-//! nothing for `idle` while the server waits to write (a download the client stopped
-//! reading), fails with `TimedOut`, so the server closes it and drops whatever the
-//! request held: its transfer slot, its blocking thread, its temp file. Any
-//! progress restarts the clock, so a slow client that keeps going is never cut off.
+//! Guarantees: a connection on which nothing moves either way for `idle` while the
+//! server waits (to read headers, a form, an upload, or the next request; or to
+//! write a download the client stopped reading) fails with `TimedOut`, so the
+//! server closes it and drops whatever the request held: its transfer slot, its
+//! blocking thread, its temp file. Progress in either direction restarts the one
+//! clock, so a client that keeps reading a long download (while sending nothing)
+//! or keeps sending a long upload is never cut off, however slow.
 
 use std::io;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Wraps every connection `A` accepts in a [`Deadline`].
 pub struct IdleDeadline<A> {
@@ -37,10 +38,12 @@ impl<A: Acceptor> Acceptor for IdleDeadline<A> {
     }
 }
 
-/// One connection with an idle clock for each direction.
+/// One connection: when anything last moved, and a timer for each direction's
+/// wait (each wakes its own waiting task).
 pub struct Deadline<IO> {
     io: IO,
     idle: Duration,
+    moved: Instant,
     reading: Option<Pin<Box<Sleep>>>,
     writing: Option<Pin<Box<Sleep>>>,
 }
@@ -50,27 +53,35 @@ impl<IO> Deadline<IO> {
         Self {
             io,
             idle,
+            moved: Instant::now(),
             reading: None,
             writing: None,
         }
     }
 }
 
-/// Passes `poll`'s result on; while it is pending, runs `clock` (started on the
-/// first wait) and fails once it has run out. Progress stops the clock.
+/// Passes `poll`'s result on, noting progress in `moved`. While it is pending,
+/// `clock` runs until `idle` after the last progress either way (moved on when the
+/// other direction progressed meanwhile), and the wait fails once it runs out.
 fn watch<T>(
     poll: Poll<io::Result<T>>,
     clock: &mut Option<Pin<Box<Sleep>>>,
+    moved: &mut Instant,
     idle: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<T>> {
     match poll {
         Poll::Ready(result) => {
+            *moved = Instant::now();
             *clock = None;
             Poll::Ready(result)
         }
         Poll::Pending => {
-            let sleep = clock.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+            let deadline = *moved + idle;
+            let sleep = clock.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
             match sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -90,7 +101,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Deadline<IO> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
-        watch(poll, &mut this.reading, this.idle, cx)
+        watch(poll, &mut this.reading, &mut this.moved, this.idle, cx)
     }
 }
 
@@ -102,7 +113,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write(cx, buf);
-        watch(poll, &mut this.writing, this.idle, cx)
+        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
     }
 
     fn poll_write_vectored(
@@ -112,7 +123,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        watch(poll, &mut this.writing, this.idle, cx)
+        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -122,13 +133,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_flush(cx);
-        watch(poll, &mut this.writing, this.idle, cx)
+        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_shutdown(cx);
-        watch(poll, &mut this.writing, this.idle, cx)
+        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
     }
 }
 
@@ -151,6 +162,39 @@ mod tests {
         // Nothing for 10 s: the read fails.
         let err = conn.read(&mut buf).await.expect_err("idle");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_download_to_a_silent_but_reading_peer_is_not_cut() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let conn = Deadline::new(ours, Duration::from_secs(10));
+        let (mut rx, mut tx) = tokio::io::split(conn);
+        // The server waits to read (as HTTP servers do) while it writes.
+        let waiting = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            rx.read(&mut buf).await
+        });
+        // The peer reads 64 bytes every 5 s for a minute and sends nothing.
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            for _ in 0..12 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                theirs.read_exact(&mut buf).await.expect("read");
+            }
+            theirs
+        });
+        tx.write_all(&[0u8; 64 * 13])
+            .await
+            .expect("a steady reader is served");
+        let theirs = reader.await.expect("reader");
+        assert!(
+            !waiting.is_finished(),
+            "the read waits on while writes progress"
+        );
+        // Once nothing moves either way, the waiting read gives up.
+        let err = waiting.await.expect("task").expect_err("idle");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        drop(theirs);
     }
 
     #[tokio::test(start_paused = true)]

@@ -114,11 +114,14 @@ fn io_error(e: std::io::Error) -> AppError {
     AppError::Internal(format!("storing an upload: {e}"))
 }
 
+/// Reads one file part; `claim` is called before its first byte is taken in (an
+/// empty part, as a form's unused file input sends, claims nothing).
 async fn read_file(
     docs: &Documents,
     mut field: Field,
     limit: u64,
     idle: Duration,
+    mut claim: impl FnMut() -> Result<(), AppError>,
 ) -> Result<Option<Upload>, AppError> {
     let filename = field.file_name().map(str::to_string);
     let mut incoming = Incoming {
@@ -130,6 +133,12 @@ async fn read_file(
     let result = async {
         let (mut since, mut brought) = (std::time::Instant::now(), 0u64);
         while let Some(chunk) = within(idle, multipart::chunk(&mut field)).await? {
+            if chunk.is_empty() {
+                continue;
+            }
+            if incoming.size == 0 {
+                claim()?;
+            }
             brought += chunk.len() as u64;
             if since.elapsed() >= idle {
                 if brought < MIN_PER_IDLE {
@@ -197,10 +206,13 @@ impl UploadForm {
                     break;
                 }
                 if name == "file" {
-                    if slot.is_none() {
-                        slot = Some(state.transfers.take(user)?);
-                    }
-                    match read_file(docs, field, limit, idle).await {
+                    let claim = || {
+                        if slot.is_none() {
+                            slot = Some(state.transfers.take(user)?);
+                        }
+                        Ok(())
+                    };
+                    match read_file(docs, field, limit, idle, claim).await {
                         Ok(file) => form.file = file,
                         Err(AppError::Invalid(errors)) => {
                             form.file_errors = errors;

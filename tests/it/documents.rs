@@ -404,15 +404,22 @@ fn temp_files(app: &App) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn stalled_uploads_hold_only_their_users_slots_and_are_ended_when_idle() {
+/// A service with `per_user` transfer slots and a 2 s idle deadline, its world,
+/// and an order of the second facility.
+async fn tight_app(per_user: usize) -> (App, crate::common::World, String) {
     let app = spawn_app_with(|cfg| {
-        cfg.transfers_per_user = 2;
+        cfg.transfers_per_user = per_user;
         cfg.transfer_idle_seconds = 2;
     })
     .await;
     let w = world(&app).await;
     let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    (app, w, order)
+}
+
+#[tokio::test]
+async fn stalled_uploads_hold_only_their_users_slots_and_are_ended_when_idle() {
+    let (app, w, order) = tight_app(2).await;
     let stalled = [
         stalled_upload(&app, &w.fac2_token, &order),
         stalled_upload(&app, &w.fac2_token, &order),
@@ -529,13 +536,7 @@ async fn a_second_file_part_is_refused_naming_file_and_nothing_is_kept() {
 
 #[tokio::test]
 async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
-    let app = spawn_app_with(|cfg| {
-        cfg.transfers_per_user = 1;
-        cfg.transfer_idle_seconds = 2;
-    })
-    .await;
-    let w = world(&app).await;
-    let order = fixture_order(&app, &w.fac2_token, &w.orgs, "fac2").await;
+    let (app, w, order) = tight_app(1).await;
     // Larger than what the socket buffers on both ends and the client hold.
     let mut big = b"%PDF-1.7\n".to_vec();
     big.resize(24 * 1024 * 1024, b'x');
@@ -571,7 +572,8 @@ async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
         "the stalled download was cut short"
     );
 
-    // A message without a file needs no slot, even while the user has none free.
+    // A message without a file needs no slot, even while the user has none free;
+    // the form's unused file input still sends an empty, unnamed part.
     let (_, big_url) = link(&app, &w.fac2_token, &doc).await;
     let held = app
         .client()
@@ -592,9 +594,38 @@ async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
                 ("thread", "facility"),
                 ("body", "Any update on the start date?"),
             ],
-            None,
+            Some(("", Vec::new())),
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     drop(held);
+
+    // A client that reads steadily but slowly, sending nothing for longer than
+    // the idle time, gets the whole file.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, big_url) = link(&app, &w.fac2_token, &doc).await;
+    let resp = app
+        .client()
+        .get(&big_url)
+        .bearer_auth(&w.fac2_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    let mut stream = resp.bytes_stream();
+    let (mut got, mut paced) = (Vec::new(), 0usize);
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        got.extend_from_slice(&chunk.expect("the download is never cut"));
+        if got.len() - paced >= 1024 * 1024 {
+            paced = got.len();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "longer than the idle time"
+    );
+    assert_eq!(got.len(), 24 * 1024 * 1024);
+    assert!(got.starts_with(b"%PDF-1.7\n") && got[9..].iter().all(|&b| b == b'x'));
 }
