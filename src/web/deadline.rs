@@ -1,12 +1,15 @@
 //! An idle deadline on every connection, below TLS.
 //!
 //! Guarantees: a connection on which nothing moves either way for `idle` while the
-//! server waits (to read headers, a form, an upload, or the next request; or to
-//! write a download the client stopped reading) fails with `TimedOut`, so the
-//! server closes it and drops whatever the request held: its transfer slot, its
-//! blocking thread, its temp file. Progress in either direction restarts the one
-//! clock, so a client that keeps reading a long download (while sending nothing)
-//! or keeps sending a long upload is never cut off, however slow.
+//! server waits to read (headers, a form, an upload, or the next request), or for
+//! `WRITE_PATIENCE` times `idle` while a write waits (a download the client stopped
+//! reading), fails with `TimedOut`, so the server closes it and drops whatever the
+//! request held: its transfer slot, its blocking thread, its temp file. Progress in
+//! either direction restarts the one clock, so a client that keeps sending a long
+//! upload, or keeps reading a long download while sending nothing, is not cut off.
+//! A write only sees progress when the kernel's send buffer (megabytes, on a fast
+//! link) has drained by a good part, hence the longer patience: with the default
+//! 60 s, a reader slower than a few KiB/s may still be cut.
 
 use std::io;
 use std::pin::Pin;
@@ -38,12 +41,16 @@ impl<A: Acceptor> Acceptor for IdleDeadline<A> {
     }
 }
 
-/// One connection: when anything last moved, and a timer for each direction's
-/// wait (each wakes its own waiting task).
+/// How many idle periods a blocked write may wait before the connection is closed.
+pub const WRITE_PATIENCE: u32 = 10;
+
+/// One connection: when anything last moved, whether a write waits on the socket,
+/// and a timer for each direction's wait (each wakes its own waiting task).
 pub struct Deadline<IO> {
     io: IO,
     idle: Duration,
     moved: Instant,
+    write_blocked: bool,
     reading: Option<Pin<Box<Sleep>>>,
     writing: Option<Pin<Box<Sleep>>>,
 }
@@ -54,20 +61,35 @@ impl<IO> Deadline<IO> {
             io,
             idle,
             moved: Instant::now(),
+            write_blocked: false,
             reading: None,
             writing: None,
         }
     }
+
+    /// How long after the last progress a wait may last now.
+    fn patience(&self) -> Duration {
+        if self.write_blocked {
+            self.idle * WRITE_PATIENCE
+        } else {
+            self.idle
+        }
+    }
+
+    /// Notes whether a write is left waiting on the socket.
+    fn wrote<T>(&mut self, poll: &Poll<io::Result<T>>) {
+        self.write_blocked = poll.is_pending();
+    }
 }
 
 /// Passes `poll`'s result on, noting progress in `moved`. While it is pending,
-/// `clock` runs until `idle` after the last progress either way (moved on when the
-/// other direction progressed meanwhile), and the wait fails once it runs out.
+/// `clock` runs until `patience` after the last progress either way (moved on when
+/// the other direction progressed meanwhile), and the wait fails once it runs out.
 fn watch<T>(
     poll: Poll<io::Result<T>>,
     clock: &mut Option<Pin<Box<Sleep>>>,
     moved: &mut Instant,
-    idle: Duration,
+    patience: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<T>> {
     match poll {
@@ -77,7 +99,7 @@ fn watch<T>(
             Poll::Ready(result)
         }
         Poll::Pending => {
-            let deadline = *moved + idle;
+            let deadline = *moved + patience;
             let sleep = clock.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             if sleep.deadline() != deadline {
                 sleep.as_mut().reset(deadline);
@@ -101,7 +123,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Deadline<IO> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
-        watch(poll, &mut this.reading, &mut this.moved, this.idle, cx)
+        let patience = this.patience();
+        watch(poll, &mut this.reading, &mut this.moved, patience, cx)
     }
 }
 
@@ -113,7 +136,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write(cx, buf);
-        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
+        this.wrote(&poll);
+        let patience = this.patience();
+        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
     }
 
     fn poll_write_vectored(
@@ -123,7 +148,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
+        this.wrote(&poll);
+        let patience = this.patience();
+        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -133,13 +160,17 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_flush(cx);
-        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
+        this.wrote(&poll);
+        let patience = this.patience();
+        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_shutdown(cx);
-        watch(poll, &mut this.writing, &mut this.moved, this.idle, cx)
+        this.wrote(&poll);
+        let patience = this.patience();
+        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
     }
 }
 
@@ -202,7 +233,9 @@ mod tests {
         let (ours, _theirs) = tokio::io::duplex(64);
         let mut conn = Deadline::new(ours, Duration::from_secs(10));
         // The pipe holds 64 bytes; the peer never reads them.
+        let started = Instant::now();
         let err = conn.write_all(&[0u8; 1024]).await.expect_err("stalled");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(10) * WRITE_PATIENCE);
     }
 }
