@@ -210,13 +210,11 @@ impl Sealer {
         if sent {
             return Ok(());
         }
-        // The writer stopped: report its error.
+        // The writer stopped: report its error. A file it finished anyway is
+        // removed when its `Sealed` drops here.
         match self.join().await {
             Err(e) => Err(e),
-            Ok(sealed) => {
-                let _ = fs::remove_file(&sealed.temp);
-                Err(io::Error::other("writer stopped early"))
-            }
+            Ok(_unkept) => Err(io::Error::other("writer stopped early")),
         }
     }
 

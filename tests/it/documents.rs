@@ -534,6 +534,21 @@ async fn a_second_file_part_is_refused_naming_file_and_nothing_is_kept() {
     assert!(document_files(&app).is_empty(), "nothing kept");
 }
 
+/// Starts downloading `doc` through a fresh link and returns the response, its
+/// body not yet read.
+async fn start_download(app: &App, token: &str, doc: &str) -> reqwest::Response {
+    let (_, url) = link(app, token, doc).await;
+    let resp = app
+        .client()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp
+}
+
 #[tokio::test]
 async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
     let (app, w, order) = tight_app(1).await;
@@ -542,15 +557,7 @@ async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
     big.resize(24 * 1024 * 1024, b'x');
     let doc = upload_ok(&app, &w.fac2_token, &order, big, "big.pdf").await;
     let small = upload_ok(&app, &w.fac2_token, &order, sample_pdf(), "s.pdf").await;
-    let (_, big_url) = link(&app, &w.fac2_token, &doc).await;
-    let stalled = app
-        .client()
-        .get(&big_url)
-        .bearer_auth(&w.fac2_token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(stalled.status(), StatusCode::OK);
+    let stalled = start_download(&app, &w.fac2_token, &doc).await;
 
     // While it runs, the user's one slot is taken.
     let (_, url) = link(&app, &w.fac2_token, &small).await;
@@ -575,15 +582,7 @@ async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
 
     // A message without a file needs no slot, even while the user has none free;
     // the form's unused file input still sends an empty, unnamed part.
-    let (_, big_url) = link(&app, &w.fac2_token, &doc).await;
-    let held = app
-        .client()
-        .get(&big_url)
-        .bearer_auth(&w.fac2_token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(held.status(), StatusCode::OK);
+    let held = start_download(&app, &w.fac2_token, &doc).await;
     let planner =
         crate::common::sign_in(&app, "planner@gulfcoast.test", crate::common::PASSWORD).await;
     let page = format!("/orders/{order}");
@@ -604,15 +603,7 @@ async fn a_download_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
     // A client that reads steadily but slowly, sending nothing for longer than
     // the idle time, gets the whole file.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, big_url) = link(&app, &w.fac2_token, &doc).await;
-    let resp = app
-        .client()
-        .get(&big_url)
-        .bearer_auth(&w.fac2_token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = start_download(&app, &w.fac2_token, &doc).await;
     let started = std::time::Instant::now();
     let mut stream = resp.bytes_stream();
     let (mut got, mut paced) = (Vec::new(), 0usize);
