@@ -266,4 +266,8 @@ async fn a_reset_link_is_refused_for_an_account_waiting_for_approval() {
     let html = resp.text().await.expect("html");
     assert!(html.contains("only an active account"), "says why");
     assert!(!html.contains("/reset/"), "no link shown");
+    assert!(
+        !html.contains("Go to sign in"),
+        "a signed-in admin is not told to sign in"
+    );
 }

@@ -638,6 +638,12 @@ async fn search_export_and_dashboard_show_only_what_the_caller_may_see() {
     assert!(!resp.url().as_str().contains(last22));
     let html = resp.text().await.expect("html");
     assert!(html.contains(&mine) && !html.contains(&theirs));
+    assert!(
+        !html.contains("export.csv"),
+        "no export link that would export the whole list instead of the results"
+    );
+    let (_, list) = planner.page("/orders").await;
+    assert!(list.contains("export.csv"), "the list offers its export");
     // CSV export holds exactly the caller's orders.
     let resp = app
         .client()

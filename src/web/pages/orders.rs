@@ -181,7 +181,9 @@ fn render_list(
         "can_create": viewer.caller.role() != Role::ProviderUser,
         "q": query.clone().unwrap_or_default(),
         "searching": query.is_some(),
-        "export_url": format!("/orders/export.csv?{}", status_param.trim_end_matches('&')),
+        // The export follows the list and its status filter; search results are not
+        // a list it can reproduce (the search text never goes in a URL), so no link.
+        "export_url": query.is_none().then(|| format!("/orders/export.csv?{}", status_param.trim_end_matches('&'))),
     });
     let base = viewer.base(&state, "Orders", "orders");
     Ok(state
