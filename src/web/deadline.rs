@@ -76,9 +76,16 @@ impl<IO> Deadline<IO> {
         }
     }
 
-    /// Notes whether a write is left waiting on the socket.
-    fn wrote<T>(&mut self, poll: &Poll<io::Result<T>>) {
+    /// Passes a write's `poll` on through [`watch`], noting first whether the
+    /// write is left waiting on the socket (which earns it the longer patience).
+    fn watch_write<T>(
+        &mut self,
+        poll: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
         self.write_blocked = poll.is_pending();
+        let patience = self.patience();
+        watch(poll, &mut self.writing, &mut self.moved, patience, cx)
     }
 }
 
@@ -136,9 +143,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.wrote(&poll);
-        let patience = this.patience();
-        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
+        this.watch_write(poll, cx)
     }
 
     fn poll_write_vectored(
@@ -148,9 +153,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.wrote(&poll);
-        let patience = this.patience();
-        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
+        this.watch_write(poll, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -160,17 +163,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_flush(cx);
-        this.wrote(&poll);
-        let patience = this.patience();
-        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
+        this.watch_write(poll, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_shutdown(cx);
-        this.wrote(&poll);
-        let patience = this.patience();
-        watch(poll, &mut this.writing, &mut this.moved, patience, cx)
+        this.watch_write(poll, cx)
     }
 }
 
